@@ -1,0 +1,5 @@
+import sys
+
+from stock_manager.cli import main
+
+sys.exit(main())

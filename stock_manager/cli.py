@@ -1,0 +1,239 @@
+"""The ``stock-manager`` command (CONTRACT.md section 1)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from psycopg.types.json import Jsonb
+
+from shared.db.migrate import MigrationError, migrate
+from shared.db.pool import connect
+from shared.settings import Mode, Settings, SettingsError, load_settings
+from stock_manager import status as status_mod
+from stock_manager.supervisor import ChildSpec, Supervisor
+
+SERVICES = ("pricesync", "strategy", "execution")
+RUNNABLE = (*SERVICES, "kis-sim")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stock-manager", description="Automated trading on the KIS Open API.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the whole system on this machine")
+    up.add_argument("--mode", choices=[m.value for m in Mode], default=None)
+    up.add_argument("--i-understand-live-trading", action="store_true", dest="live_ok")
+    up.add_argument("--no-status", action="store_true", help="do not draw the live status screen")
+
+    sub.add_parser("migrate", help="apply db/ migrations and create the service roles")
+
+    run = sub.add_parser("run", help="run one service in the foreground")
+    run.add_argument("service", choices=RUNNABLE)
+    run.add_argument("--host", default="127.0.0.1", help="kis-sim only")
+    run.add_argument("--port", type=int, default=8800, help="kis-sim only")
+    run.add_argument("--env", choices=["real", "paper"], default="real", help="kis-sim only")
+
+    st = sub.add_parser("status", help="one screen of health from the tables")
+    st.add_argument("--watch", action="store_true")
+    st.add_argument("--json", action="store_true")
+
+    for name, text in (("halt", "stop new entries everywhere at once"), ("resume", "allow entries again")):
+        c = sub.add_parser(name, help=text)
+        c.add_argument("--reason", default=f"operator {name}")
+
+    hc = sub.add_parser("healthcheck", help="exit 0 if SERVICE has a fresh heartbeat (docker healthcheck)")
+    hc.add_argument("service", choices=SERVICES)
+    hc.add_argument("--max-age", type=float, default=30.0)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "up":
+            return _up(args)
+        settings = load_settings()
+        if args.command == "migrate":
+            return asyncio.run(_migrate(settings))
+        if args.command == "status":
+            return asyncio.run(_status(settings, watch=args.watch, as_json=args.json))
+        if args.command in ("halt", "resume"):
+            return asyncio.run(_set_state(settings, args.command, args.reason))
+        if args.command == "healthcheck":
+            return asyncio.run(_healthcheck(settings, args.service, args.max_age))
+    except SettingsError as e:
+        print(f"stock-manager: {e}", file=sys.stderr)
+        return 2
+    except MigrationError as e:
+        print(f"stock-manager: migration failed: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.service == "kis-sim":
+        from services.kis_sim.app import serve
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(args.host, args.port, args.env))
+        return 0
+    if args.service == "pricesync":
+        from services.pricesync.main import main as svc_main
+    elif args.service == "strategy":
+        from services.strategy.main import main as svc_main
+    else:
+        from services.execution.main import main as svc_main
+    return svc_main()
+
+
+def _database_url(settings: Settings) -> tuple[str, object | None]:
+    """DATABASE_URL, or the embedded server's when it is unset."""
+    if settings.database_url:
+        return settings.database_url, None
+    from stock_manager.embedded import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(settings.sm_data_dir)
+    print(f"stock-manager: starting the embedded PostgreSQL under {embedded.data_dir}", file=sys.stderr)
+    return embedded.start(), embedded
+
+
+async def _migrate(settings: Settings) -> int:
+    url, embedded = _database_url(settings)
+    try:
+        applied = await migrate(url)
+    finally:
+        if embedded is not None:
+            embedded.stop()  # type: ignore[attr-defined]
+    print("migrations: " + (", ".join(applied) if applied else "up to date"))
+    return 0
+
+
+async def _status(settings: Settings, *, watch: bool, as_json: bool) -> int:
+    url = settings.require_database()
+    while True:
+        snap = await status_mod.snapshot(url)
+        if as_json:
+            print(json.dumps(snap, default=str))
+        else:
+            if watch:
+                print("\x1b[2J\x1b[H", end="")
+            print(status_mod.render(snap))
+        if not watch:
+            return 0
+        await asyncio.sleep(2)
+
+
+async def _set_state(settings: Settings, command: str, reason: str) -> int:
+    state = "HALTED" if command == "halt" else "ACTIVE"
+    who = f"cli:{os.environ.get('USER', 'operator')}@{socket.gethostname()}"
+    async with await connect(settings.require_database(), autocommit=False) as conn:
+        await conn.execute(status_mod.Q["set_trading_state"], {"state": state, "reason": reason, "changed_by": who})
+        await conn.execute(
+            status_mod.Q["insert_cli_event"],
+            {"level": "WARN" if state == "HALTED" else "INFO", "kind": f"Trading{command.capitalize()}",
+             "message": f"trading state set to {state}: {reason}", "data": Jsonb({"by": who})},
+        )
+        await conn.commit()
+    print(f"trading state: {state}")
+    return 0
+
+
+async def _healthcheck(settings: Settings, service: str, max_age: float) -> int:
+    snap = await status_mod.snapshot(settings.require_database())
+    fresh = [b for b in snap["heartbeats"] if b["service"] == service and b["status"] in ("RUNNING", "DEGRADED")
+             and float(b["age_s"]) <= max_age]
+    return 0 if fresh else 1
+
+
+# --- up -----------------------------------------------------------------------------------------
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    overrides = {"sm_mode": Mode(args.mode)} if args.mode else {}
+    settings = load_settings(**overrides)
+    if settings.sm_mode is Mode.LIVE and not args.live_ok:
+        print("stock-manager: live mode trades real money; add --i-understand-live-trading to start it",
+              file=sys.stderr)
+        return 2
+    if settings.sm_mode is not Mode.SIM:
+        for name in ("kis_app_key", "kis_app_secret", "kis_account", "kis_hts_id"):
+            settings.credential(name)  # raises a one-line SettingsError naming the missing one
+    url, embedded = _database_url(settings)
+    try:
+        applied = asyncio.run(migrate(url))
+        print(f"stock-manager: migrations {'applied: ' + ', '.join(applied) if applied else 'up to date'}",
+              file=sys.stderr)
+        return asyncio.run(_supervise(settings, url, show_status=not args.no_status))
+    finally:
+        if embedded is not None:
+            embedded.stop()  # type: ignore[attr-defined]
+
+
+def child_specs(settings: Settings, database_url: str) -> list[ChildSpec]:
+    env = {"DATABASE_URL": database_url, "SM_MODE": settings.sm_mode.value, "PYTHONUNBUFFERED": "1"}
+    exe = [sys.executable, "-m", "stock_manager"]
+    specs: list[ChildSpec] = []
+    if settings.sm_mode is Mode.SIM:
+        parts = urlsplit(settings.rest_url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 8800
+        specs.append(ChildSpec("kis-sim", [*exe, "run", "kis-sim", "--host", host, "--port", str(port),
+                                           "--env", settings.kis_env], env,
+                               ready=lambda: _port_open(host, port)))
+    specs.extend(ChildSpec(s, [*exe, "run", s], env) for s in SERVICES)
+    return specs
+
+
+async def _supervise(settings: Settings, database_url: str, *, show_status: bool) -> int:
+    sup = Supervisor(child_specs(settings, database_url), log_dir=settings.sm_data_dir / "logs")
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, sup.request_stop)
+    screen = asyncio.create_task(_draw(sup, database_url)) if show_status else None
+    try:
+        await sup.run()
+    finally:
+        if screen is not None:
+            screen.cancel()
+    print("stock-manager: stopped", file=sys.stderr)
+    return 0
+
+
+async def _draw(sup: Supervisor, database_url: str) -> None:
+    tty = sys.stdout.isatty()
+    last = 0.0
+    while True:
+        await asyncio.sleep(2 if tty else 1)
+        if not tty and time.monotonic() - last < 15:
+            continue
+        last = time.monotonic()
+        children = [{"name": c.spec.name, "state": c.state, "pid": c.pid, "restarts": c.restarts,
+                     "uptime_s": c.uptime_s} for c in sup.children]
+        try:
+            text = status_mod.render(await status_mod.snapshot(database_url), children)
+        except Exception as e:  # the screen must never take the supervisor down
+            text = f"(status unavailable: {type(e).__name__})"
+        if tty:
+            print("\x1b[2J\x1b[H" + text + "\n\nCtrl-C stops everything.", flush=True)
+        else:
+            print(text, flush=True)

@@ -1,0 +1,152 @@
+"""Runs each service as its own OS process and keeps it running.
+
+A child that dies is restarted after a backoff that doubles up to a ceiling and resets once the
+child has stayed up for a while, so a crash loop cannot spin.  The others are never touched.
+Ctrl-C (or SIGTERM) stops the children in reverse start order: SIGTERM, then SIGKILL after a grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    name: str
+    argv: Sequence[str]
+    env: dict[str, str] = field(default_factory=dict)
+    ready: Callable[[], bool] | None = None  # start the next child only once this answers True
+
+
+@dataclass
+class Child:
+    spec: ChildSpec
+    proc: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_mono: float = 0.0
+    backoff_s: float = 0.0
+    next_start_mono: float = 0.0
+    last_exit: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
+
+    @property
+    def state(self) -> str:
+        if self.pid is not None:
+            return "running"
+        if self.next_start_mono > time.monotonic():
+            return f"restart in {self.next_start_mono - time.monotonic():.0f}s"
+        return "stopped"
+
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started_mono if self.pid is not None else 0.0
+
+
+class Supervisor:
+    def __init__(
+        self,
+        specs: Sequence[ChildSpec],
+        *,
+        log_dir: Path,
+        min_backoff_s: float = 1.0,
+        max_backoff_s: float = 30.0,
+        stable_after_s: float = 60.0,
+        grace_s: float = 10.0,
+    ) -> None:
+        self.children = [Child(s) for s in specs]
+        self._log_dir = log_dir
+        self._min_backoff = min_backoff_s
+        self._max_backoff = max_backoff_s
+        self._stable_after = stable_after_s
+        self._grace = grace_s
+        self._stopping = asyncio.Event()
+        log_dir.mkdir(parents=True, exist_ok=True)
+        # one append-only log per child, open for the supervisor's whole life
+        self._logs: dict[str, IO[bytes]] = {
+            s.name: open(log_dir / f"{s.name}.log", "ab") for s in specs  # noqa: SIM115
+        }
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def _spawn(self, child: Child) -> None:
+        log = self._logs[child.spec.name]
+        env = {**os.environ, **child.spec.env}
+        child.proc = await asyncio.create_subprocess_exec(
+            *child.spec.argv, env=env, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops children in order
+        )
+        child.started_mono = time.monotonic()
+
+    async def start_all(self, ready_timeout_s: float = 30.0) -> None:
+        for child in self.children:
+            if self._stopping.is_set():
+                return
+            await self._spawn(child)
+            if child.spec.ready is not None:
+                deadline = time.monotonic() + ready_timeout_s
+                # readiness is a port or file to poll, not an event anyone could set
+                while not child.spec.ready() and time.monotonic() < deadline and child.pid is not None:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+
+    async def run(self) -> None:
+        """Start everything, keep it running until asked to stop, then stop everything."""
+        try:
+            await self.start_all()
+            while not self._stopping.is_set():
+                await self._tend()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 0.2)
+        finally:
+            await self.stop_all()
+
+    async def _tend(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            proc = child.proc
+            if proc is not None and proc.returncode is not None and child.next_start_mono == 0.0:
+                child.last_exit = proc.returncode
+                ran = now - child.started_mono
+                child.backoff_s = (
+                    self._min_backoff if ran >= self._stable_after or child.backoff_s == 0
+                    else min(child.backoff_s * 2, self._max_backoff)
+                )
+                child.next_start_mono = now + child.backoff_s
+                _note(f"{child.spec.name} exited with {proc.returncode}; restarting in {child.backoff_s:.0f}s")
+            elif child.next_start_mono and now >= child.next_start_mono:
+                child.next_start_mono = 0.0
+                child.restarts += 1
+                await self._spawn(child)
+
+    async def stop_all(self) -> None:
+        for child in reversed(self.children):
+            child.next_start_mono = 0.0
+            proc = child.proc
+            if proc is None or proc.returncode is not None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), self._grace)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        for log in self._logs.values():
+            log.close()
+
+
+def _note(text: str) -> None:
+    print(f"[supervisor] {text}", file=sys.stderr, flush=True)
