@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import sys
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +52,7 @@ ServiceBody = Callable[[ServiceContext], Awaitable[None]]
 
 
 def instance_id_for(name: str) -> str:
-    return os.environ.get("SM_INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+    return os.environ.get("SM_INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}"
 
 
 def run_service(name: str, body: ServiceBody, *, pool_size: int = 8) -> int:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from psycopg.types.json import Jsonb
 
-from shared.db.migrate import MigrationError, migrate
+from shared.db.migrate import MigrationError, migrate, set_role_passwords
 from shared.db.pool import connect
 from shared.settings import Mode, Settings, SettingsError, load_settings
 from stock_manager import status as status_mod
@@ -117,6 +117,8 @@ async def _migrate(settings: Settings) -> int:
     url, embedded = _database_url(settings)
     try:
         applied = await migrate(url)
+        if settings.sm_db_role_password is not None:
+            await set_role_passwords(url, settings.sm_db_role_password.get_secret_value())
     finally:
         if embedded is not None:
             embedded.stop()  # type: ignore[attr-defined]
@@ -182,6 +184,8 @@ def _up(args: argparse.Namespace) -> int:
     url, embedded = _database_url(settings)
     try:
         applied = asyncio.run(migrate(url))
+        if settings.sm_db_role_password is not None:
+            asyncio.run(set_role_passwords(url, settings.sm_db_role_password.get_secret_value()))
         print(f"stock-manager: migrations {'applied: ' + ', '.join(applied) if applied else 'up to date'}",
               file=sys.stderr)
         return asyncio.run(_supervise(settings, url, show_status=not args.no_status))
@@ -200,7 +204,9 @@ def child_specs(settings: Settings, database_url: str) -> list[ChildSpec]:
         specs.append(ChildSpec("kis-sim", [*exe, "run", "kis-sim", "--host", host, "--port", str(port),
                                            "--env", settings.kis_env], env,
                                ready=lambda: _port_open(host, port)))
-    specs.extend(ChildSpec(s, [*exe, "run", s], env) for s in SERVICES)
+    host_name = socket.gethostname()
+    # a stable instance id: a restarted service takes over its own heartbeat row
+    specs.extend(ChildSpec(s, [*exe, "run", s], {**env, "SM_INSTANCE_ID": f"{host_name}-{s}"}) for s in SERVICES)
     return specs
 
 

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from psycopg import sql
+
 from db import MIGRATIONS_DIR
 from shared.db.pool import connect
 
@@ -92,3 +94,18 @@ async def migrate(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied_now
+
+
+SERVICE_ROLES = ("sm_pricesync", "sm_strategy", "sm_execution", "sm_readonly")
+
+
+async def set_role_passwords(conninfo: str, password: str) -> None:
+    """Give the service roles a password (needed wherever the server does not trust local users).
+
+    Kept out of the migration files: a secret never belongs in the repository.
+    """
+    async with await connect(conninfo, autocommit=True) as conn:
+        for role in SERVICE_ROLES:
+            await conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+            )

@@ -1,0 +1,17 @@
+# One image for every service; docker-compose picks the command.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+
+RUN useradd --create-home --uid 10001 sm
+COPY pyproject.toml README.md ./
+COPY shared ./shared
+COPY services ./services
+COPY stock_manager ./stock_manager
+COPY db ./db
+RUN pip install .
+
+USER sm
+ENTRYPOINT ["stock-manager"]
+CMD ["--help"]

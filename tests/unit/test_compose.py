@@ -1,0 +1,67 @@
+"""No Docker engine runs here, so the compose file is checked against the CLI instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.settings import Settings
+from stock_manager.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return data["services"]
+
+
+def test_the_services_of_the_design_card(compose: dict[str, Any]) -> None:
+    assert set(compose) == {"postgres", "migrate", "pricesync", "strategy", "execution", "kis-sim"}
+
+
+def test_every_command_is_a_valid_cli_invocation(compose: dict[str, Any]) -> None:
+    parser = build_parser()
+    runs = {}
+    for name, svc in compose.items():
+        if name == "postgres":
+            continue
+        args = parser.parse_args(svc["command"])
+        if args.command == "run":
+            runs[name] = args.service
+        else:
+            assert (name, args.command) == ("migrate", "migrate")
+    assert runs == {"pricesync": "pricesync", "strategy": "strategy", "execution": "execution", "kis-sim": "kis-sim"}
+
+
+def test_long_running_services_restart_and_have_healthchecks(compose: dict[str, Any]) -> None:
+    parser = build_parser()
+    for name in ("postgres", "pricesync", "strategy", "execution", "kis-sim"):
+        svc = compose[name]
+        assert svc["restart"] == "unless-stopped", name
+        assert svc["healthcheck"]["test"], name
+        test = svc["healthcheck"]["test"]
+        if test[:2] == ["CMD", "stock-manager"]:
+            args = parser.parse_args(test[2:])
+            assert (args.command, args.service) == ("healthcheck", name)
+    assert compose["migrate"]["restart"] == "no"
+
+
+def test_services_wait_for_migrations_and_use_only_known_settings(compose: dict[str, Any]) -> None:
+    known = {k.upper() for k in Settings.model_fields}
+    for name in ("pricesync", "strategy", "execution"):
+        svc = compose[name]
+        assert svc["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert set(svc["environment"]) <= known, name
+    assert compose["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_the_image_runs_the_cli() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["stock-manager"]' in dockerfile
+    for path in ("shared", "services", "stock_manager", "db"):
+        assert f"COPY {path} ./{path}" in dockerfile

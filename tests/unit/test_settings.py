@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from shared.settings import Mode, SettingsError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    for k in ("DATABASE_URL", "SM_MODE", "KIS_APP_KEY", "KIS_APP_SECRET", "KIS_ACCOUNT", "KIS_HTS_ID",
+              "KIS_REST_URL", "KIS_WS_URL", "SM_DB_ROLE_PASSWORD", "KIS_APP_SECRET_FILE"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.chdir(str(tmp_path))  # no stray .env
+
+
+def test_sim_defaults_point_at_the_local_simulator() -> None:
+    s = load_settings()
+    assert s.sm_mode is Mode.SIM
+    assert s.rest_url == "http://127.0.0.1:8800" and s.ws_url == "ws://127.0.0.1:8800"
+    assert s.credential("kis_account").get_secret_value() == "50000000-01"
+
+
+def test_paper_and_live_default_to_kis_domains_and_flavours(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SM_MODE", "paper")
+    s = load_settings()
+    assert s.rest_url.startswith("https://openapivts") and s.kis_env == "paper"
+    monkeypatch.setenv("SM_MODE", "live")
+    assert load_settings().kis_env == "real"
+
+
+def test_a_missing_credential_outside_sim_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SM_MODE", "live")
+    with pytest.raises(SettingsError, match=r"^setting KIS_APP_KEY is missing \(required in live mode\)$"):
+        load_settings().credential("kis_app_key")
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "name"),
+    [("KIS_ACCOUNT", "1234-5", "KIS_ACCOUNT"), ("SM_MODE", "prod", "SM_MODE"),
+     ("DATABASE_URL", "host=x port=notaport =", "DATABASE_URL"), ("SM_DASHBOARD_ADDR", "nohost", "SM_DASHBOARD_ADDR")],
+)
+def test_a_malformed_setting_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, name: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError) as e:
+        load_settings()
+    assert str(e.value).startswith(f"setting {name} is malformed")
+    assert ("\n" not in str(e.value) and value not in str(e.value)) or var == "SM_MODE"
+
+
+def test_secrets_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KIS_APP_SECRET", "topsecretvalue123")
+    monkeypatch.setenv("KIS_ACCOUNT", "12345678-01")
+    s = load_settings()
+    assert "topsecretvalue123" not in repr(s) and "12345678" not in str(s)
+    assert "topsecretvalue123" in s.secret_values()
+
+
+def test_role_url_swaps_the_user_and_keeps_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://admin:pw@db.example:6543/sm?sslmode=require")
+    monkeypatch.setenv("SM_DB_ROLE_PASSWORD", "rolepw")
+    url = load_settings().role_url("execution")
+    assert "user=sm_execution" in url and "password=rolepw" in url
+    assert "sslmode=require" in url and "port=6543" in url and "dbname=sm" in url
+
+
+def test_secret_files_docker_style(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    import pathlib
+
+    f = pathlib.Path(str(tmp_path)) / "secret"
+    f.write_text("from-a-file\n")
+    monkeypatch.setenv("KIS_APP_SECRET_FILE", str(f))
+    assert load_settings().credential("kis_app_secret").get_secret_value() == "from-a-file"
+
+
+def test_a_service_without_database_url_stops_with_one_line(tmp_path: object) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "stock_manager", "run", "execution"],
+        capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=60, check=False,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == ["stock-manager execution: setting DATABASE_URL is missing"]
