@@ -82,7 +82,7 @@ def test_migration_names_and_numbering() -> None:
 
 def _transitions(url: str, table: str) -> set[tuple[str, str]]:
     with psycopg.connect(url) as conn:
-        rows = conn.execute(f"SELECT from_status, to_status FROM trade.{table}").fetchall()  # noqa: S608
+        rows = conn.execute(f"SELECT from_status, to_status FROM trade.{table}").fetchall()
     return {(a, b) for a, b in rows}
 
 
