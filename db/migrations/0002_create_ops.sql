@@ -47,8 +47,7 @@ CREATE INDEX heartbeats_beat_idx ON ops.heartbeats (beat_ts DESC);
 -- The broker access token, shared by every process and restart (KIS issues one a minute at most).
 -- Stored encrypted (AES-GCM, key derived from the app secret): a database dump reveals nothing.
 CREATE TABLE ops.broker_tokens (
-    key_id           text PRIMARY KEY CHECK (key_id ~ '^[0-9a-f]{16,64}$'),
-    env              text NOT NULL CHECK (env IN ('real', 'paper')),
+    key_id           text PRIMARY KEY CHECK (key_id ~ '^[a-z0-9-]{8,80}$'),
     token_cipher     bytea,
     expires_ts       timestamptz,
     issued_ts        timestamptz,

@@ -1,0 +1,157 @@
+"""The KIS client's ports backed by PostgreSQL, so every process sharing an app key shares its
+token and its request budget.
+
+Token: stored encrypted (AES-256-GCM, key derived from the app secret with HKDF) in
+``ops.broker_tokens``; issuing is serialised by a session advisory lock, which the server releases
+by itself if the holding process dies.  Budget: ``ops.rate_limits`` keeps the recent grant times
+per app key, and one locking statement grants a slot or says how long to wait (``take_rate_slot``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+from pydantic import SecretStr
+
+from shared.db.pool import Pool, connect
+from shared.kis.ports import DEFAULT_RESERVE, CachedToken, IssueGuard, Priority
+from shared.sql import load_queries
+
+Q = load_queries(Path(__file__).resolve().parent / "sql" / "broker_state.sql")
+
+
+class TokenCipher:
+    """Seals the access token at rest: a database dump alone reveals nothing usable."""
+
+    def __init__(self, app_secret: SecretStr) -> None:
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"stock-manager", info=b"kis access token").derive(
+            app_secret.get_secret_value().encode()
+        )
+        self._aead = AESGCM(key)
+
+    def seal(self, token: SecretStr, key_id: str) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, token.get_secret_value().encode(), key_id.encode())
+
+    def open(self, blob: bytes, key_id: str) -> SecretStr:
+        return SecretStr(self._aead.decrypt(blob[:12], blob[12:], key_id.encode()).decode())
+
+
+class _PgGuard:
+    def __init__(self, key_id: str, last: datetime | None, conn: AsyncConnection[DictRow]) -> None:
+        self._key_id = key_id
+        self._last = last
+        self._conn = conn
+
+    @property
+    def last_attempt_at(self) -> datetime | None:
+        return self._last
+
+    async def record_attempt(self, at: datetime) -> None:
+        # autocommit: durable and visible to every process before the request goes out
+        await self._conn.execute(Q["record_token_attempt"], {"key_id": self._key_id, "at": at})
+        self._last = at
+
+
+class PgTokenStore:
+    def __init__(self, pool: Pool, conninfo: str, app_secret: SecretStr) -> None:
+        self._pool = pool
+        self._conninfo = conninfo
+        self._cipher = TokenCipher(app_secret)
+
+    async def get_cached(self, key_id: str) -> CachedToken | None:
+        async with self._pool.connection() as conn:
+            row = await (await conn.execute(Q["get_token"], {"key_id": key_id})).fetchone()
+        if row is None or row["token_cipher"] is None:
+            return None
+        try:
+            token = self._cipher.open(bytes(row["token_cipher"]), key_id)
+        except Exception:  # sealed with another secret (the key was rotated): treat as absent
+            return None
+        return CachedToken(key_id, token, row["expires_ts"], row["issued_ts"])
+
+    @asynccontextmanager
+    async def _guard(self, key_id: str) -> AsyncIterator[IssueGuard]:
+        # A dedicated connection: the advisory lock lives exactly as long as this session.
+        async with await connect(self._conninfo, autocommit=True) as conn:
+            await conn.execute(Q["lock_token_issue"], {"key_id": key_id})
+            try:
+                row = await (await conn.execute(Q["get_token"], {"key_id": key_id})).fetchone()
+                yield _PgGuard(key_id, row["last_attempt_ts"] if row else None, conn)
+            finally:
+                await conn.execute(Q["unlock_token_issue"], {"key_id": key_id})
+
+    def issue_guard(self, key_id: str) -> AbstractAsyncContextManager[IssueGuard]:
+        return self._guard(key_id)
+
+    async def save(self, token: CachedToken) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                Q["save_token"],
+                {"key_id": token.key_id, "cipher": self._cipher.seal(token.token, token.key_id),
+                 "expires_ts": token.expires_at, "issued_ts": token.issued_at},
+            )
+            await conn.commit()
+
+
+class PgRateLimiter:
+    """At most ``limit`` requests in any ``window_s`` for one app key, across all processes.
+
+    The window is a little longer than KIS's second so that differences in network delay between
+    requests cannot push the broker's own count over the limit.  Lower priorities may fill only
+    part of the window (``DEFAULT_RESERVE``), so orders find headroom even while polling is busy.
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        key_id: str,
+        limit: int,
+        *,
+        window_s: float = 1.03,
+        reserve: dict[Priority, float] | None = None,
+    ) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self._pool = pool
+        self._key_id = key_id
+        self._window = window_s
+        shares = reserve or DEFAULT_RESERVE
+        self._allowed = {p: max(1, math.floor(limit * (1 - shares.get(p, 0.0)))) for p in Priority}
+        self._ready = False
+        self.grants = 0
+        self.waits = 0
+
+    async def acquire(self, priority: Priority) -> None:
+        params = {"key_id": self._key_id, "window_s": self._window, "allowed": self._allowed[priority]}
+        while True:
+            # the connection goes back to the pool while waiting; each try is one short transaction
+            async with self._pool.connection() as conn:
+                if not self._ready:
+                    await conn.execute(Q["ensure_rate_row"], {"key_id": self._key_id})
+                    self._ready = True
+                row = await (await conn.execute(Q["take_rate_slot"], params)).fetchone()
+            if row is not None and row["granted"]:
+                self.grants += 1
+                return
+            self.waits += 1
+            wait = float(row["wait_s"]) if row is not None and row["wait_s"] is not None else 0.01
+            await asyncio.sleep(min(max(wait, 0.001), self._window))
+
+
+class UnlimitedRateLimiter:
+    """For a simulator with its rate limit switched off (benchmarks): grants at once."""
+
+    async def acquire(self, priority: Priority) -> None:
+        return None
