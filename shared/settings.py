@@ -7,6 +7,7 @@ A missing or malformed setting stops the process at start with one line naming i
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,15 @@ class Settings(BaseSettings):
     sm_log_json: bool = False
     sm_heartbeat_s: float = Field(default=5.0, gt=0, le=60)
     sm_data_dir: Path = Path(".stock-manager")
+    kis_rate_limit_per_s: int | None = Field(default=None, ge=0, le=1000)
+    kis_commission_rate: Decimal = Field(default=Decimal("0.00015"), ge=0, le=Decimal("0.01"))
+
+    @property
+    def rate_limit(self) -> int:
+        """Requests per second per app key for all processes together; 0 means no limit."""
+        if self.kis_rate_limit_per_s is not None:
+            return self.kis_rate_limit_per_s
+        return 2 if self.kis_env == "paper" else 20
 
     @field_validator("database_url")
     @classmethod
