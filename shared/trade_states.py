@@ -64,7 +64,7 @@ ORDER_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
     {
         (NONE, _O.PENDING_SUBMIT),
         *((_O.PENDING_SUBMIT, s) for s in (_O.SUBMITTED, _O.PARTIAL, _O.FILLED, _O.REJECTED, _O.IN_DOUBT,
-                                           _O.CANCELLED)),
+                                           _O.CANCELLED, _O.ERROR)),
         *((_O.IN_DOUBT, s) for s in (_O.PENDING_SUBMIT, _O.SUBMITTED, _O.PARTIAL, _O.FILLED, _O.CANCELLED,
                                      _O.REJECTED, _O.ERROR)),
         *((_O.SUBMITTED, s) for s in (_O.PARTIAL, _O.FILLED, _O.CANCELLED, _O.REJECTED)),
@@ -97,3 +97,29 @@ def check(table: frozenset[tuple[str, str]], current: str, target: str) -> str:
     if current == target or (current, target) in table:
         return target
     raise IllegalTransition(f"{current} -> {target}")
+
+
+CANCEL_REQUEST_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
+    {
+        (NONE, "NEW"),
+        ("NEW", "PROCESSING"),
+        ("NEW", "DONE"),
+        ("NEW", "FAILED"),
+        ("PROCESSING", "DONE"),
+        ("PROCESSING", "FAILED"),
+        ("PROCESSING", "NEW"),
+    }
+)
+
+AMENDMENT_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
+    {
+        (NONE, "PENDING_SUBMIT"),
+        ("PENDING_SUBMIT", "ACCEPTED"),
+        ("PENDING_SUBMIT", "REJECTED"),
+        ("PENDING_SUBMIT", "IN_DOUBT"),
+        ("IN_DOUBT", "ACCEPTED"),
+        ("IN_DOUBT", "REJECTED"),
+        ("IN_DOUBT", "PENDING_SUBMIT"),
+        ("IN_DOUBT", "ERROR"),
+    }
+)

@@ -90,6 +90,8 @@ def test_python_and_database_transition_tables_agree(db: TestDb) -> None:
     assert _transitions(db.admin_url, "intent_transitions") == set(trade_states.INTENT_TRANSITIONS)
     assert _transitions(db.admin_url, "order_transitions") == set(trade_states.ORDER_TRANSITIONS)
     assert _transitions(db.admin_url, "worker_transitions") == set(trade_states.WORKER_TRANSITIONS)
+    assert _transitions(db.admin_url, "cancel_request_transitions") == set(trade_states.CANCEL_REQUEST_TRANSITIONS)
+    assert _transitions(db.admin_url, "amendment_transitions") == set(trade_states.AMENDMENT_TRANSITIONS)
 
 
 # --- ownership -----------------------------------------------------------------------------------

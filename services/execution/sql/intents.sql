@@ -1,0 +1,59 @@
+-- name: claim_intents
+-- One statement claims a batch: rows another Execution is claiming are skipped, never waited on.
+WITH picked AS (
+    SELECT i.intent_id
+      FROM trade.order_intents i
+     WHERE i.status = 'NEW'
+     ORDER BY i.created_ts
+     LIMIT %(batch)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE trade.order_intents i
+   SET status = 'PROCESSING', claimed_by = %(me)s, claimed_ts = clock_timestamp(),
+       attempts = i.attempts + 1, updated_ts = clock_timestamp()
+  FROM picked
+ WHERE i.intent_id = picked.intent_id
+RETURNING i.intent_id, i.action_key, i.symbol, i.side, i.intent_type, i.qty, i.order_type, i.limit_price,
+          i.created_ts, i.attempts;
+
+-- name: validation_context
+SELECT s.symbol, s.name, s.market, s.halted, s.upper_limit, s.lower_limit, s.base_price,
+       p.price AS last_price, p.ts AS price_ts
+  FROM unnest(%(symbols)s::text[]) AS want(symbol)
+  JOIN market.symbols s ON s.symbol = want.symbol
+  LEFT JOIN market.prices_best p ON p.symbol = s.symbol;
+
+-- name: trading_state
+SELECT state, reason FROM trade.trading_state WHERE id = 1;
+
+-- name: finish_intent
+UPDATE trade.order_intents
+   SET status = %(status)s, status_reason = %(reason)s, updated_ts = clock_timestamp()
+ WHERE intent_id = %(intent_id)s;
+
+-- name: release_intent
+UPDATE trade.order_intents
+   SET status = 'NEW', claimed_by = NULL, claimed_ts = NULL, updated_ts = clock_timestamp()
+ WHERE intent_id = %(intent_id)s AND status = 'PROCESSING';
+
+-- name: reclaim_stale_intents
+-- An intent left PROCESSING by a process that died before writing its order goes back to NEW.
+UPDATE trade.order_intents i
+   SET status = 'NEW', claimed_by = NULL, claimed_ts = NULL, updated_ts = clock_timestamp()
+ WHERE i.status = 'PROCESSING'
+   AND i.claimed_ts < clock_timestamp() - make_interval(secs => %(stale_s)s)
+   AND NOT EXISTS (SELECT 1 FROM trade.orders o WHERE o.intent_id = i.intent_id)
+RETURNING i.intent_id;
+
+-- name: intents_without_outcome
+-- PROCESSING intents whose order reached an outcome the intent has not recorded yet (a crash
+-- between the two updates).
+SELECT i.intent_id, o.status AS order_status, o.status_reason
+  FROM trade.order_intents i
+  JOIN trade.orders o ON o.intent_id = i.intent_id
+ WHERE i.status = 'PROCESSING' AND o.status NOT IN ('PENDING_SUBMIT', 'IN_DOUBT');
+
+-- name: finish_processing_intent
+UPDATE trade.order_intents
+   SET status = %(status)s, status_reason = %(reason)s, updated_ts = clock_timestamp()
+ WHERE intent_id = %(intent_id)s AND status = 'PROCESSING';

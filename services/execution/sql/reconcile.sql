@@ -1,0 +1,60 @@
+-- name: take_lease
+INSERT INTO trade.leader_leases (name, holder, acquired_ts, expires_ts)
+VALUES (%(name)s, %(me)s, clock_timestamp(), clock_timestamp() + make_interval(secs => %(ttl_s)s))
+ON CONFLICT (name) DO UPDATE
+   SET holder = EXCLUDED.holder,
+       acquired_ts = CASE WHEN trade.leader_leases.holder = EXCLUDED.holder
+                          THEN trade.leader_leases.acquired_ts ELSE clock_timestamp() END,
+       expires_ts = EXCLUDED.expires_ts
+ WHERE trade.leader_leases.holder = EXCLUDED.holder OR trade.leader_leases.expires_ts < clock_timestamp()
+RETURNING holder;
+
+-- name: drop_lease
+DELETE FROM trade.leader_leases WHERE name = %(name)s AND holder = %(me)s;
+
+-- name: claim_cancel_requests
+-- A request waits while its order's broker number is not known yet (in doubt).
+WITH picked AS (
+    SELECT r.request_id
+      FROM trade.cancel_requests r
+      JOIN trade.orders o ON o.order_id = r.order_id
+     WHERE r.status = 'NEW'
+       AND (o.broker_order_no IS NOT NULL OR o.status IN ('FILLED', 'CANCELLED', 'REJECTED', 'ERROR'))
+     ORDER BY r.created_ts
+     LIMIT %(batch)s
+       FOR UPDATE OF r SKIP LOCKED
+)
+UPDATE trade.cancel_requests r
+   SET status = 'PROCESSING', updated_ts = clock_timestamp()
+  FROM picked
+ WHERE r.request_id = picked.request_id
+RETURNING r.*;
+
+-- name: finish_cancel_request
+UPDATE trade.cancel_requests
+   SET status = %(status)s, status_reason = %(reason)s, updated_ts = clock_timestamp()
+ WHERE request_id = %(request_id)s;
+
+-- name: insert_amendment
+INSERT INTO trade.order_amendments (request_id, order_id, kind, trade_date, orgn_order_no, qty, price, ord_dvsn,
+                                    status, attempt_market_ts)
+VALUES (%(request_id)s, %(order_id)s, %(kind)s, %(trade_date)s, %(orgn)s, %(qty)s, %(price)s, %(ord_dvsn)s,
+        'PENDING_SUBMIT', %(market_ts)s)
+RETURNING amendment_id;
+
+-- name: set_amendment
+UPDATE trade.order_amendments
+   SET status = %(status)s, status_reason = coalesce(%(reason)s, status_reason),
+       broker_order_no = coalesce(%(odno)s, broker_order_no), raw = coalesce(%(raw)s, raw),
+       updated_ts = clock_timestamp()
+ WHERE amendment_id = %(amendment_id)s;
+
+-- name: open_amendments
+SELECT a.*, o.broker_order_no AS order_broker_no, o.broker_org_no AS order_org_no
+  FROM trade.order_amendments a
+  JOIN trade.orders o ON o.order_id = a.order_id
+ WHERE a.status IN ('IN_DOUBT', 'PENDING_SUBMIT')
+   AND a.updated_ts < clock_timestamp() - make_interval(secs => %(after_s)s);
+
+-- name: amendments_of_order
+SELECT * FROM trade.order_amendments WHERE order_id = %(order_id)s ORDER BY amendment_id;

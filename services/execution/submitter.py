@@ -1,0 +1,216 @@
+"""Intents to KIS orders, at most once each.
+
+The protocol (docs/execution.md has the proof):
+1. claim a batch of NEW intents (``FOR UPDATE SKIP LOCKED``), validate each, and in the same
+   transaction write the order row ahead as PENDING_SUBMIT; commit;
+2. send the HTTP order, unless the write-ahead is older than ``send_deadline_s``;
+3. record the outcome: an ack links the broker number (SUBMITTED); a business rejection ends
+   REJECTED; a definite non-send ends ERROR / FAILED; anything else is IN_DOUBT, which only the
+   reconciler resolves, from the broker's own order list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from loguru import logger
+from psycopg import AsyncConnection, errors
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from services.execution.context import SERVICE, Exec, Q
+from services.execution.funds import FundsView
+from services.execution.notices import NoticeApplier
+from services.execution.rules import ORD_DVSN, Intent, SymbolInfo, validate
+from shared import events
+from shared.kis.errors import BusinessRejected, KisError, OutcomeUnknown
+from shared.kis.models import OrderAck, Side, format_odno
+from shared.market_rules import Market, trade_date
+from shared.trade_states import IntentStatus, OrderStatus
+
+Conn = AsyncConnection[DictRow]
+
+
+class Submitter:
+    def __init__(self, ex: Exec, funds: FundsView, notices: NoticeApplier) -> None:
+        self.ex = ex
+        self.funds = funds
+        self.notices = notices
+        self._sem = asyncio.Semaphore(ex.cfg.concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, waker: Any, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                claimed = await self.cycle()
+            except Exception as e:  # the loop survives a bad cycle; the next one retries
+                logger.exception("intent cycle failed: {}", type(e).__name__)
+                claimed = 0
+            if claimed < self.ex.cfg.batch:
+                await waker.wait(self.ex.cfg.poll_s)
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def cycle(self) -> int:
+        """Claim, validate and write ahead one batch; start sending it.  Returns how many claimed."""
+        ex = self.ex
+        to_send: list[tuple[int, Intent, float]] = []
+        async with ex.pool.connection() as conn:
+            rows = await (await conn.execute(Q["claim_intents"], {"batch": ex.cfg.batch, "me": ex.owner})).fetchall()
+            if not rows:
+                return 0
+            now = ex.clock.now()
+            symbols = sorted({r["symbol"] for r in rows})
+            found = await (await conn.execute(Q["validation_context"], {"symbols": symbols})).fetchall()
+            ctx = {r["symbol"]: r for r in found}
+            state_row = await (await conn.execute(Q["trading_state"])).fetchone()
+            state = state_row["state"] if state_row else "HALTED"
+            for r in rows:
+                intent = Intent(str(r["intent_id"]), r["action_key"], r["symbol"], r["side"], r["intent_type"],
+                                int(r["qty"]), r["order_type"], r["limit_price"])
+                info = _info(ctx.get(intent.symbol))
+                reason = validate(intent, info, state, self.funds.snapshot(), ex.cfg.commission_rate)
+                if reason is not None:
+                    await conn.execute(Q["finish_intent"], {"intent_id": intent.intent_id,
+                                                            "status": IntentStatus.REJECTED, "reason": reason})
+                    await events.emit(conn, SERVICE, "IntentRejected", reason, level="WARN", symbol=intent.symbol,
+                                      intent_id=intent.intent_id, market_ts=now, action_key=intent.action_key)
+                    ex.count("rejected_validation")
+                    continue
+                row = await (await conn.execute(Q["write_ahead"], {
+                    "intent_id": intent.intent_id, "trade_date": trade_date(now), "symbol": intent.symbol,
+                    "side": intent.side, "qty": intent.qty, "order_type": intent.order_type,
+                    "ord_dvsn": ORD_DVSN[intent.order_type], "limit_price": intent.limit_price,
+                    "market_ts": now, "me": ex.owner,
+                })).fetchone()
+                if row is None:
+                    await conn.execute(Q["finish_intent"], {"intent_id": intent.intent_id,
+                                                            "status": IntentStatus.DUPLICATE,
+                                                            "reason": "an order for this intent already exists"})
+                    continue
+                self.funds.reserve(intent, info)
+                to_send.append((int(row["order_id"]), intent, time.monotonic()))
+        for order_id, intent, written in to_send:
+            task = asyncio.create_task(self._send_guarded(order_id, intent, written))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(rows)
+
+    async def _send_guarded(self, order_id: int, intent: Intent, written: float) -> None:
+        async with self._sem:
+            try:
+                await self.send(order_id, intent, written)
+            except Exception as e:
+                logger.exception("sending order {} failed unexpectedly: {}", order_id, type(e).__name__)
+
+    async def send(self, order_id: int, intent: Intent, written: float) -> None:
+        ex = self.ex
+        if time.monotonic() - written > ex.cfg.send_deadline_s:
+            # Too late: a resolver may already consider this row abandoned.  Not sending is safe;
+            # the reconciler finds it absent at the broker and sends it again.
+            await self._record_in_doubt(order_id, intent, "not sent: write-ahead older than the send deadline")
+            return
+        ex.sending.add(order_id)
+        price = int(intent.limit_price) if intent.limit_price is not None else 0
+        t0 = time.perf_counter()
+        try:
+            ack = await ex.broker.rest.order_cash(Side(intent.side), intent.symbol, intent.qty,
+                                                  ORD_DVSN[intent.order_type], price)
+        except BusinessRejected as e:
+            await self._record_rejected(order_id, intent, e)
+        except OutcomeUnknown as e:
+            await self._record_in_doubt(order_id, intent, f"outcome unknown: {e.cause}")
+        except KisError as e:
+            await self._record_not_sent(order_id, intent, e)
+        except Exception as e:  # a bug or cancellation mid-send: we cannot know if it left
+            await self._record_in_doubt(order_id, intent, f"send interrupted: {type(e).__name__}")
+            raise
+        else:
+            ex.stats["last_order_ms"] = round((time.perf_counter() - t0) * 1000, 2)
+            await self.record_ack(order_id, intent.intent_id, ack)
+        finally:
+            ex.sending.discard(order_id)
+
+    async def record_ack(self, order_id: int, intent_id: str, ack: OrderAck) -> None:
+        ex = self.ex
+        odno = format_odno(ack.odno)
+        try:
+            async with ex.pool.connection() as conn:
+                order = await (await conn.execute(Q["order_for_update"], {"order_id": order_id})).fetchone()
+                assert order is not None
+                if order["broker_order_no"] not in (None, odno):
+                    raise RuntimeError(f"order {order_id} already linked to {order['broker_order_no']}")
+                status = order["status"]
+                if status in (OrderStatus.PENDING_SUBMIT, OrderStatus.IN_DOUBT):
+                    status = OrderStatus.SUBMITTED
+                await conn.execute(Q["link_ack"], {"order_id": order_id, "odno": odno, "org_no": ack.org_no,
+                                                   "status": status, "raw": Jsonb(_safe_raw(ack.raw))})
+                await finish_intent_if_processing(conn, intent_id, IntentStatus.SUBMITTED, None)
+                await events.emit(conn, SERVICE, "OrderSubmitted",
+                                  f"order {odno}: {order['side']} {order['qty']} {order['symbol']}",
+                                  symbol=order["symbol"], intent_id=intent_id, market_ts=ex.clock.now(),
+                                  order_id=order_id, broker_order_no=odno)
+                await self.notices.apply_orphans(conn, order["trade_date"], odno)
+            ex.count("submitted")
+        except errors.UniqueViolation:
+            # the broker number is already linked elsewhere: leave this one to the reconciler
+            await self._record_in_doubt(order_id, None, f"ack {odno} conflicts with a linked order")
+
+    async def _record_rejected(self, order_id: int, intent: Intent, e: BusinessRejected) -> None:
+        reason = f"KIS {e.msg_cd or ''} {(e.msg1 or '').strip()}".strip()
+        async with self.ex.pool.connection() as conn:
+            await conn.execute(Q["set_order_status"], {"order_id": order_id, "status": OrderStatus.REJECTED,
+                                                        "reason": reason,
+                                                        "raw": Jsonb({"reject": _safe_raw(e.raw or {})})})
+            await finish_intent_if_processing(conn, intent.intent_id, IntentStatus.REJECTED, reason)
+            await events.emit(conn, SERVICE, "OrderRejected", reason, level="WARN", symbol=intent.symbol,
+                              intent_id=intent.intent_id, market_ts=self.ex.clock.now(), order_id=order_id,
+                              msg_cd=e.msg_cd)
+        self.ex.count("rejected_broker")
+
+    async def _record_not_sent(self, order_id: int, intent: Intent, e: KisError) -> None:
+        reason = f"not sent: {e}"
+        async with self.ex.pool.connection() as conn:
+            await conn.execute(Q["set_order_status"], {"order_id": order_id, "status": OrderStatus.ERROR,
+                                                        "reason": reason, "raw": None})
+            await finish_intent_if_processing(conn, intent.intent_id, IntentStatus.FAILED, reason)
+            await events.emit(conn, SERVICE, "OrderFailed", reason, level="ERROR", symbol=intent.symbol,
+                              intent_id=intent.intent_id, market_ts=self.ex.clock.now(), order_id=order_id)
+        self.ex.count("failed")
+
+    async def _record_in_doubt(self, order_id: int, intent: Intent | None, reason: str) -> None:
+        async with self.ex.pool.connection() as conn:
+            order = await (await conn.execute(Q["order_for_update"], {"order_id": order_id})).fetchone()
+            if order is None or order["status"] != OrderStatus.PENDING_SUBMIT:
+                return
+            await conn.execute(Q["set_order_status"], {"order_id": order_id, "status": OrderStatus.IN_DOUBT,
+                                                        "reason": reason, "raw": None})
+            await events.emit(conn, SERVICE, "OrderInDoubt", reason, level="WARN", symbol=order["symbol"],
+                              market_ts=self.ex.clock.now(), order_id=order_id)
+        self.ex.reconcile_now.set()
+        self.ex.count("in_doubt")
+
+
+async def finish_intent_if_processing(conn: Conn, intent_id: str, status: IntentStatus, reason: str | None) -> None:
+    await conn.execute(Q["finish_processing_intent"], {"intent_id": intent_id, "status": status, "reason": reason})
+
+
+def _info(row: dict[str, Any] | None) -> SymbolInfo | None:
+    if row is None:
+        return None
+    return SymbolInfo(row["symbol"], Market(row["market"]), bool(row["halted"]),
+                      int(row["upper_limit"]) if row["upper_limit"] is not None else None,
+                      int(row["lower_limit"]) if row["lower_limit"] is not None else None,
+                      Decimal(row["last_price"]) if row["last_price"] is not None else None)
+
+
+def _safe_raw(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """KIS answers carry no credentials, but keep only the documented keys all the same."""
+    keep = ("rt_cd", "msg_cd", "msg1", "output")
+    return {k: raw[k] for k in keep if k in raw}
