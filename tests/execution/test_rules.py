@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from services.execution.rules import (
+    BrokerOrder,
+    Funds,
+    Intent,
+    PendingOrder,
+    SymbolInfo,
+    buy_reservation,
+    fill_costs,
+    match_in_doubt,
+    order_status,
+    validate,
+)
+from shared.market_rules import Market
+from shared.trade_states import OrderStatus
+
+RATE = Decimal("0.00015")
+SAMSUNG = SymbolInfo("005930", Market.KOSPI, False, 92_300, 49_700, Decimal(71_000))
+NO_FUNDS = Funds(None, {})
+
+
+def intent(**kw: object) -> Intent:
+    base: dict[str, object] = dict(intent_id="i", action_key="k", symbol="005930", side="BUY", intent_type="ENTRY",
+                                   qty=10, order_type="LMT", limit_price=Decimal(71_000))
+    base.update(kw)
+    return Intent(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kw", "info", "state", "funds", "reason"),
+    [
+        ({}, None, "ACTIVE", NO_FUNDS, "unknown symbol"),
+        ({"qty": 0}, SAMSUNG, "ACTIVE", NO_FUNDS, "quantity must be positive"),
+        ({"limit_price": Decimal(71_050)}, SAMSUNG, "ACTIVE", NO_FUNDS, "off the tick grid"),
+        ({"limit_price": Decimal("71000.5")}, SAMSUNG, "ACTIVE", NO_FUNDS, "off the tick grid"),
+        ({"limit_price": Decimal(92_400)}, SAMSUNG, "ACTIVE", NO_FUNDS, "above the daily upper limit"),
+        ({"limit_price": Decimal(49_600)}, SAMSUNG, "ACTIVE", NO_FUNDS, "below the daily lower limit"),
+        ({}, SAMSUNG, "HALTED", NO_FUNDS, "entries are blocked"),
+        ({}, SAMSUNG, "REDUCING", NO_FUNDS, "entries are blocked"),
+        ({}, SymbolInfo("005930", Market.KOSPI, True, 92_300, 49_700, None), "ACTIVE", NO_FUNDS, "is halted"),
+        ({"order_type": "MKT", "limit_price": None}, SAMSUNG, "ACTIVE", Funds(Decimal(800_000), {}), "not enough cash"),
+        ({"side": "SELL", "intent_type": "EXIT_FULL"}, SAMSUNG, "ACTIVE", Funds(None, {"005930": 5}), "not enough shares"),
+        ({"side": "SELL"}, SAMSUNG, "ACTIVE", NO_FUNDS, "ENTRY must be a BUY"),
+    ],
+)
+def test_validation_reasons(kw: dict[str, object], info: SymbolInfo | None, state: str, funds: Funds,
+                            reason: str) -> None:
+    got = validate(intent(**kw), info, state, funds, RATE)
+    assert got is not None and reason in got
+
+
+def test_exits_pass_while_halted_and_valid_entries_pass() -> None:
+    exit_ = intent(side="SELL", intent_type="EXIT_FULL", order_type="MKT", limit_price=None)
+    assert validate(exit_, SAMSUNG, "HALTED", Funds(None, {"005930": 10}), RATE) is None
+    assert validate(intent(), SAMSUNG, "ACTIVE", Funds(Decimal(10_000_000), {}), RATE) is None
+
+
+def test_market_buys_reserve_at_the_upper_limit() -> None:
+    need = buy_reservation(intent(order_type="MKT", limit_price=None), SAMSUNG, RATE)
+    assert need == Decimal(923_000) + Decimal(138)
+
+
+@pytest.mark.parametrize(
+    ("qty", "filled", "cancelled", "rejected", "status"),
+    [(10, 0, 0, False, "SUBMITTED"), (10, 4, 0, False, "PARTIAL"), (10, 10, 0, False, "FILLED"),
+     (10, 4, 6, False, "CANCELLED"), (10, 0, 10, False, "CANCELLED"), (10, 0, 0, True, "REJECTED")],
+)
+def test_order_status_from_quantities(qty: int, filled: int, cancelled: int, rejected: bool, status: str) -> None:
+    assert order_status(qty, filled, cancelled, rejected) is OrderStatus(status)
+
+
+def test_costs() -> None:
+    fee, tax = fill_costs("SELL", 10, Decimal(70_000), Market.KOSPI, datetime(2026, 11, 23).date(), RATE)
+    assert (fee, tax) == (Decimal(105), Decimal(1400))
+    assert fill_costs("BUY", 10, Decimal(70_000), Market.KOSPI, datetime(2026, 11, 23).date(), RATE)[1] == 0
+
+
+T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+
+
+def b(odno: str, at_s: float | None, qty: int = 10, orgn: str | None = None) -> BrokerOrder:
+    return BrokerOrder(odno, "005930", "BUY", qty, "01", 0, T0 + timedelta(seconds=at_s) if at_s is not None else None,
+                       orgn)
+
+
+def p(order_id: int, at_s: float, qty: int = 10) -> PendingOrder:
+    return PendingOrder(order_id, "005930", "BUY", qty, "01", 0, T0 + timedelta(seconds=at_s))
+
+
+def test_in_doubt_matching() -> None:
+    w = {"before": timedelta(seconds=5), "after": timedelta(seconds=60)}
+    # found, absent, and a cancel row (carries orgn_odno) never counts as the order itself
+    got = match_in_doubt([p(1, 0), p(2, 0, qty=7)], [b("0000000009", 1), b("0000000010", 1, qty=7, orgn="1")], **w)
+    assert got[1] is not None and got[1].odno == "0000000009"
+    assert got[2] is None
+    # identical submissions pair oldest with oldest
+    got = match_in_doubt([p(2, 10), p(1, 0)], [b("B", 11), b("A", 1)], **w)
+    assert got[1] is not None and got[1].odno == "A" and got[2] is not None and got[2].odno == "B"
+    # a matching order outside the window is still taken: never call absent what the broker may hold
+    got = match_in_doubt([p(1, 0)], [b("C", 900)], **w)
+    assert got[1] is not None and got[1].odno == "C"
