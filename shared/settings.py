@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     sm_heartbeat_s: float = Field(default=5.0, gt=0, le=60)
     sm_data_dir: Path = Path(".stock-manager")
     kis_rate_limit_per_s: int | None = Field(default=None, ge=0, le=1000)
+    kis_read_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    kis_order_timeout_s: float = Field(default=15.0, gt=0, le=120)
     kis_commission_rate: Decimal = Field(default=Decimal("0.00015"), ge=0, le=Decimal("0.01"))
 
     @property

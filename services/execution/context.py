@@ -46,6 +46,8 @@ class ExecutionConfig:
             missing_fill_grace_s=f("missing_fill_grace_s", 10.0),
             in_doubt_grace_s=f("in_doubt_grace_s", 5.0),
             stale_pending_s=f("stale_pending_s", 30.0),
+            owner_dead_after_s=f("owner_dead_after_s", 20.0),
+            lease_ttl_s=f("lease_ttl_s", 45.0),
             commission_rate=commission_rate,
         )
 
