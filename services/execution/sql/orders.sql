@@ -33,7 +33,9 @@ LIMIT 1;
 -- name: link_ack
 UPDATE trade.orders
    SET broker_order_no = %(odno)s, broker_org_no = %(org_no)s, status = %(status)s,
-       submitted_ts = coalesce(submitted_ts, clock_timestamp()), raw = %(raw)s, updated_ts = clock_timestamp()
+       submitted_ts = coalesce(submitted_ts, clock_timestamp()),
+       raw = CASE WHEN %(raw)s::jsonb IS NULL THEN raw ELSE raw || %(raw)s::jsonb END,
+       updated_ts = clock_timestamp()
  WHERE order_id = %(order_id)s;
 
 -- name: set_order_status
