@@ -1,0 +1,38 @@
+"""The simulator's state, shared by the REST routes, the control API and the WebSocket hub."""
+
+from __future__ import annotations
+
+from shared.clock import ScaledClock
+
+from .auth import Auth
+from .broker import Broker
+from .config import SimConfig
+from .faults import Dice, Faults, RateLimiter
+from .ws import Hub
+
+
+class Sim:
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.clock = ScaledClock(config.clock_start, config.clock_speed)
+        self.broker = Broker(config, self.clock)
+        self.auth = Auth(config, self.clock)
+        self.faults = Faults.defaults(config)
+        self.limiter = RateLimiter()
+        self.dice = Dice(config.seed)
+        self.hub = Hub(self)
+        self.broker.notices = self.hub
+        self.broker.exchange_reject_rate = self.faults.exchange_reject_rate
+
+    def set_faults(self, changes: dict[str, object]) -> None:
+        self.faults.update(dict(changes))
+        self.broker.exchange_reject_rate = self.faults.exchange_reject_rate
+        self.hub.faults_changed()
+
+    def reset(self) -> None:
+        """Forget orders, fills and balances and restore default limits; tokens and the clock stay."""
+        self.broker.reset()
+        self.faults = Faults.defaults(self.config)
+        self.broker.exchange_reject_rate = 0.0
+        self.limiter.clear()
+        self.hub.faults_changed()
