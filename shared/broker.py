@@ -12,7 +12,7 @@ from shared.clock import Clock
 from shared.db.pool import Pool
 from shared.kis.endpoints import KisEnv
 from shared.kis.pg_ports import PgRateLimiter, PgTokenStore, UnlimitedRateLimiter
-from shared.kis.ports import RateLimiter
+from shared.kis.ports import PrepaidLimiter, RateLimiter
 from shared.kis.rest import KisCredentials, KisRestClient, KisRestSettings
 from shared.kis.ws import KisWebSocketClient
 from shared.logging import redact
@@ -24,7 +24,7 @@ class Broker:
     rest: KisRestClient
     credentials: KisCredentials
     env: KisEnv
-    limiter: RateLimiter
+    limiter: PrepaidLimiter
 
     async def aclose(self) -> None:
         await self.rest.aclose()
@@ -47,9 +47,10 @@ def open_broker(settings: Settings, pool: Pool, conninfo: str, clock: Clock) -> 
     rest_settings = KisRestSettings(env=env, base_url=settings.rest_url, read_timeout=settings.kis_read_timeout_s,
                                     order_read_timeout=settings.kis_order_timeout_s)
     key_id = creds.key_id(env)
-    limiter: RateLimiter = (
+    inner: RateLimiter = (
         PgRateLimiter(pool, key_id, settings.rate_limit) if settings.rate_limit > 0 else UnlimitedRateLimiter()
     )
+    limiter = PrepaidLimiter(inner)
     store = PgTokenStore(pool, conninfo, creds.app_secret)
     rest = KisRestClient(rest_settings, creds, store, limiter, clock=clock)
     return Broker(rest, creds, env, limiter)

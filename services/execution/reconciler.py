@@ -33,6 +33,7 @@ from shared import events
 from shared.clock import KST
 from shared.kis.errors import KisError
 from shared.kis.models import DailyCcldRow, format_odno
+from shared.kis.ports import Priority
 from shared.market_rules import Market, trade_date
 from shared.trade_states import IntentStatus, OrderStatus
 
@@ -117,7 +118,8 @@ class Reconciler:
     async def _repair_intents(self) -> None:
         """Intents a crash left behind: claimed but never written ahead, or with an untold outcome."""
         async with self.ex.pool.connection() as conn:
-            await conn.execute(Q["reclaim_stale_intents"], {"stale_s": self.ex.cfg.stale_pending_s})
+            await conn.execute(Q["reclaim_stale_intents"], {"stale_s": self.ex.cfg.stale_pending_s,
+                                                            "dead_s": self.ex.cfg.owner_dead_after_s})
             for r in await (await conn.execute(Q["intents_without_outcome"])).fetchall():
                 status = {OrderStatus.REJECTED: IntentStatus.REJECTED,
                           OrderStatus.ERROR: IntentStatus.FAILED}.get(r["order_status"], IntentStatus.SUBMITTED)
@@ -171,6 +173,8 @@ class Reconciler:
     async def _absent(self, order_id: int) -> bool:
         """The broker has no such order: send it again, or give up after the last attempt."""
         ex = self.ex
+        # the slot first, so that the re-written order goes out the moment it is committed
+        await ex.broker.limiter.prepay(Priority.ORDER)
         async with ex.pool.connection() as conn:
             order = await (await conn.execute(Q["order_for_update"], {"order_id": order_id})).fetchone()
             if order is None or order["status"] not in (OrderStatus.PENDING_SUBMIT, OrderStatus.IN_DOUBT):

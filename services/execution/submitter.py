@@ -29,6 +29,7 @@ from services.execution.rules import ORD_DVSN, Intent, SymbolInfo, validate
 from shared import events
 from shared.kis.errors import BusinessRejected, KisError, OutcomeUnknown
 from shared.kis.models import OrderAck, Side, format_odno
+from shared.kis.ports import Priority
 from shared.market_rules import Market, trade_date
 from shared.trade_states import IntentStatus, OrderStatus
 
@@ -40,7 +41,6 @@ class Submitter:
         self.ex = ex
         self.funds = funds
         self.notices = notices
-        self._sem = asyncio.Semaphore(ex.cfg.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, waker: Any, stopping: asyncio.Event) -> None:
@@ -50,7 +50,9 @@ class Submitter:
             except Exception as e:  # the loop survives a bad cycle; the next one retries
                 logger.exception("intent cycle failed: {}", type(e).__name__)
                 claimed = 0
-            if claimed < self.ex.cfg.batch:
+            if len(self._tasks) >= self.ex.cfg.concurrency:
+                await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
+            elif claimed == 0:
                 await waker.wait(self.ex.cfg.poll_s)
 
     async def drain(self) -> None:
@@ -58,11 +60,18 @@ class Submitter:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def cycle(self) -> int:
-        """Claim, validate and write ahead one batch; start sending it.  Returns how many claimed."""
+        """Claim and validate a batch; each valid intent goes on to be written ahead and sent.
+
+        Never claims more than it has room to send at once, so an intent does not sit claimed
+        behind the rate limiter for long.  Returns how many were claimed.
+        """
         ex = self.ex
-        to_send: list[tuple[int, Intent, float]] = []
+        room = min(ex.cfg.batch, ex.cfg.concurrency - len(self._tasks))
+        if room <= 0:
+            return 0
+        valid: list[Intent] = []
         async with ex.pool.connection() as conn:
-            rows = await (await conn.execute(Q["claim_intents"], {"batch": ex.cfg.batch, "me": ex.owner})).fetchall()
+            rows = await (await conn.execute(Q["claim_intents"], {"batch": room, "me": ex.owner})).fetchall()
             if not rows:
                 return 0
             now = ex.clock.now()
@@ -76,38 +85,44 @@ class Submitter:
                                 int(r["qty"]), r["order_type"], r["limit_price"])
                 info = _info(ctx.get(intent.symbol))
                 reason = validate(intent, info, state, self.funds.snapshot(), ex.cfg.commission_rate)
-                if reason is not None:
-                    await conn.execute(Q["finish_intent"], {"intent_id": intent.intent_id,
-                                                            "status": IntentStatus.REJECTED, "reason": reason})
-                    await events.emit(conn, SERVICE, "IntentRejected", reason, level="WARN", symbol=intent.symbol,
-                                      intent_id=intent.intent_id, market_ts=now, action_key=intent.action_key)
-                    ex.count("rejected_validation")
+                if reason is None:
+                    self.funds.reserve(intent, info)
+                    valid.append(intent)
                     continue
-                row = await (await conn.execute(Q["write_ahead"], {
-                    "intent_id": intent.intent_id, "trade_date": trade_date(now), "symbol": intent.symbol,
-                    "side": intent.side, "qty": intent.qty, "order_type": intent.order_type,
-                    "ord_dvsn": ORD_DVSN[intent.order_type], "limit_price": intent.limit_price,
-                    "market_ts": now, "me": ex.owner,
-                })).fetchone()
-                if row is None:
-                    await conn.execute(Q["finish_intent"], {"intent_id": intent.intent_id,
-                                                            "status": IntentStatus.DUPLICATE,
-                                                            "reason": "an order for this intent already exists"})
-                    continue
-                self.funds.reserve(intent, info)
-                to_send.append((int(row["order_id"]), intent, time.monotonic()))
-        for order_id, intent, written in to_send:
-            task = asyncio.create_task(self._send_guarded(order_id, intent, written))
+                await conn.execute(Q["finish_intent"], {"intent_id": intent.intent_id,
+                                                        "status": IntentStatus.REJECTED, "reason": reason})
+                await events.emit(conn, SERVICE, "IntentRejected", reason, level="WARN", symbol=intent.symbol,
+                                  intent_id=intent.intent_id, market_ts=now, action_key=intent.action_key)
+                ex.count("rejected_validation")
+        for intent in valid:
+            task = asyncio.create_task(self._submit_guarded(intent))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(rows)
 
-    async def _send_guarded(self, order_id: int, intent: Intent, written: float) -> None:
-        async with self._sem:
-            try:
-                await self.send(order_id, intent, written)
-            except Exception as e:
-                logger.exception("sending order {} failed unexpectedly: {}", order_id, type(e).__name__)
+    async def _submit_guarded(self, intent: Intent) -> None:
+        try:
+            await self.submit(intent)
+        except Exception as e:
+            logger.exception("submitting intent {} failed unexpectedly: {}", intent.intent_id, type(e).__name__)
+
+    async def submit(self, intent: Intent) -> None:
+        """Take the rate slot, write the order ahead (commit), send it at once."""
+        ex = self.ex
+        await ex.broker.limiter.prepay(Priority.ORDER)
+        now = ex.clock.now()
+        async with ex.pool.connection() as conn:
+            row = await (await conn.execute(Q["write_ahead"], {
+                "intent_id": intent.intent_id, "trade_date": trade_date(now), "symbol": intent.symbol,
+                "side": intent.side, "qty": intent.qty, "order_type": intent.order_type,
+                "ord_dvsn": ORD_DVSN[intent.order_type], "limit_price": intent.limit_price,
+                "market_ts": now, "me": ex.owner,
+            })).fetchone()
+        if row is None:
+            # another process wrote this intent's order (it took the intent over): it sends, not us
+            ex.count("write_ahead_conflicts")
+            return
+        await self.send(int(row["order_id"]), intent, time.monotonic())
 
     async def send(self, order_id: int, intent: Intent, written: float) -> None:
         ex = self.ex
@@ -128,8 +143,8 @@ class Submitter:
             await self._record_in_doubt(order_id, intent, f"outcome unknown: {e.cause}")
         except KisError as e:
             await self._record_not_sent(order_id, intent, e)
-        except Exception as e:  # a bug or cancellation mid-send: we cannot know if it left
-            await self._record_in_doubt(order_id, intent, f"send interrupted: {type(e).__name__}")
+        except BaseException as e:  # a bug or cancellation mid-send: we cannot know if it left
+            await asyncio.shield(self._record_in_doubt(order_id, intent, f"send interrupted: {type(e).__name__}"))
             raise
         else:
             ex.stats["last_order_ms"] = round((time.perf_counter() - t0) * 1000, 2)

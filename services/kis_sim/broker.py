@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol
@@ -204,6 +205,7 @@ class Broker:
             qty=qty,
             price=price,
             received_at=now,
+            received_wall=time.time(),
             ord_tmd=kst(now).strftime("%H%M%S"),
             branch=self.config.branch,
             kind=kind,

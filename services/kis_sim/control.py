@@ -46,6 +46,7 @@ def order_json(o: Order) -> dict[str, Any]:
         "filled_qty": o.filled_qty,
         "status": o.status.value,
         "received_ts": _iso(o.received_at),
+        "received_wall": o.received_wall,
         "kind": o.kind.value,
         "orgn_odno": o.orgn_odno,
         "account": o.account,
@@ -191,6 +192,10 @@ def routes(sim: Sim) -> list[Route]:
             sim.clock.set(at, float(speed) if speed is not None else None)
         return _json(clock_json())
 
+    async def stats(request: Request) -> Response:
+        """Counters of the gateway: requests seen and rate-limit (EGW00201) answers given."""
+        return _json(dict(sim.stats))
+
     async def symbols(request: Request) -> Response:
         """The symbol master, as PriceSync loads it in sim mode (KIS itself publishes master files)."""
         return _json(
@@ -219,4 +224,5 @@ def routes(sim: Sim) -> list[Route]:
         Route("/sim/reset", reset, methods=["POST"]),
         Route("/sim/clock", clock, methods=["GET", "POST"]),
         Route("/sim/symbols", symbols, methods=["GET"]),
+        Route("/sim/stats", stats, methods=["GET"]),
     ]

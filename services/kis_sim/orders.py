@@ -93,6 +93,8 @@ class Order:
     status: OrderStatus = OrderStatus.ACCEPTED
     # out of the book (filled, cancelled, ...); heaps drop such entries lazily
     dead: bool = False
+    # wall-clock arrival (epoch seconds), so latency can be measured against other processes
+    received_wall: float = 0.0
     children: list[str] = field(default_factory=list)
 
     @property

@@ -149,7 +149,9 @@ def _kis(
         except AuthError as exc:
             return _respond(_err(exc.msg), exc.status, tr_id)
         faults = sim.faults
+        sim.stats["requests"] += 1
         if not sim.limiter.allow(app_key, faults.rate_limit_per_s):
+            sim.stats["rate_limited"] += 1
             return _respond(_err(m.RATE_LIMIT), 500, tr_id)
         faulty = faults.applies_to(path)
         if faulty:

@@ -20,6 +20,8 @@ class Sim:
         self.faults = Faults.defaults(config)
         self.limiter = RateLimiter()
         self.dice = Dice(config.seed)
+        # ground truth about the gateway itself, for benchmarks and tests (GET /sim/stats)
+        self.stats: dict[str, int] = {"requests": 0, "rate_limited": 0, "fault_responses": 0}
         self.hub = Hub(self)
         self.broker.notices = self.hub
         self.broker.exchange_reject_rate = self.faults.exchange_reject_rate

@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
-from shared.service import idle_until_stopped, run_service
+import functools
+import sys
+
+from services.strategy.app import StrategyApp
+from services.strategy.config import StrategyConfig, load_config
+from shared.service import ServiceContext, run_service
+from shared.settings import SettingsError
+
+
+async def body(ctx: ServiceContext, cfg: StrategyConfig | None = None) -> None:
+    cfg = cfg or load_config()
+    app = StrategyApp(ctx.pool, ctx.clock, cfg, ctx.instance_id, ctx.stopping)
+    ctx.info.update(workers=cfg.workers, strategy_version=cfg.strategy_version)
+    await app.run()
 
 
 def main() -> int:
-    return run_service("strategy", idle_until_stopped)
+    try:
+        cfg = load_config()  # a malformed SM_STRATEGY_* stops the service with one line naming it
+    except SettingsError as e:
+        print(f"stock-manager strategy: {e}", file=sys.stderr)
+        return 2
+    # each worker uses one connection at a time; the process loops and the frame need about six more
+    return run_service("strategy", functools.partial(body, cfg=cfg), pool_size=cfg.workers + 6)

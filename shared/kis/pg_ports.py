@@ -10,7 +10,6 @@ per app key, and one locking statement grants a slot or says how long to wait (`
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -106,35 +105,38 @@ class PgTokenStore:
 
 
 class PgRateLimiter:
-    """At most ``limit`` requests in any ``window_s`` for one app key, across all processes.
+    """At most ``limit`` requests per second for one app key, across all processes.
 
-    The window is a little longer than KIS's second so that differences in network delay between
-    requests cannot push the broker's own count over the limit.  Lower priorities may fill only
-    part of the window (``DEFAULT_RESERVE``), so orders find headroom even while polling is busy.
+    Grants are spaced one emission interval apart (``window_s / limit``), a little longer than
+    KIS's second divided by the limit, so that differences in delay between requests cannot push
+    the broker's own count over the limit.  A lower priority is granted only when the schedule has
+    been idle for part of an interval (``DEFAULT_RESERVE``), which caps its share of the budget and
+    leaves orders room even while polling runs flat out.
     """
 
     def __init__(
         self,
         pool: Pool,
         key_id: str,
-        limit: int,
+        limit: float,
         *,
         window_s: float = 1.03,
         reserve: dict[Priority, float] | None = None,
     ) -> None:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
+        if limit <= 0:
+            raise ValueError("limit must be positive")
         self._pool = pool
         self._key_id = key_id
-        self._window = window_s
+        self._interval = window_s / limit
         shares = reserve or DEFAULT_RESERVE
-        self._allowed = {p: max(1, math.floor(limit * (1 - shares.get(p, 0.0)))) for p in Priority}
+        # a share s of the budget: one grant per interval / (1 - s), i.e. a gap of interval * s / (1 - s)
+        self._gap = {p: self._interval * shares.get(p, 0.0) / max(1e-9, 1 - shares.get(p, 0.0)) for p in Priority}
         self._ready = False
         self.grants = 0
         self.waits = 0
 
     async def acquire(self, priority: Priority) -> None:
-        params = {"key_id": self._key_id, "window_s": self._window, "allowed": self._allowed[priority]}
+        params = {"key_id": self._key_id, "interval_s": self._interval, "gap_s": self._gap[priority]}
         while True:
             # the connection goes back to the pool while waiting; each try is one short transaction
             async with self._pool.connection() as conn:
@@ -142,12 +144,13 @@ class PgRateLimiter:
                     await conn.execute(Q["ensure_rate_row"], {"key_id": self._key_id})
                     self._ready = True
                 row = await (await conn.execute(Q["take_rate_slot"], params)).fetchone()
-            if row is not None and row["granted"]:
+                wait_row = None if row is not None else await (await conn.execute(Q["rate_wait"], params)).fetchone()
+            if row is not None:
                 self.grants += 1
                 return
             self.waits += 1
-            wait = float(row["wait_s"]) if row is not None and row["wait_s"] is not None else 0.01
-            await asyncio.sleep(min(max(wait, 0.001), self._window))
+            wait = float(wait_row["wait_s"]) if wait_row is not None else self._interval
+            await asyncio.sleep(min(max(wait, 0.0005), 1.0))
 
 
 class UnlimitedRateLimiter:

@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
@@ -196,3 +197,30 @@ class InMemoryRateLimiter:
                 await self._sleep(max(deficit / self._rate, 0.001) if deficit else 1.0 / self._rate)
         finally:
             self._waiting[priority] -= 1
+
+
+_prepaid: ContextVar[Priority | None] = ContextVar("kis_prepaid_slot", default=None)
+
+
+class PrepaidLimiter:
+    """Lets a caller take its rate slot *before* preparing a request, and spend it on the request.
+
+    Execution needs the slot before it writes an order ahead, so that a committed write-ahead is
+    always followed at once by its HTTP call (an order that waited behind the limiter after being
+    written ahead could outlive its send deadline).  ``prepay`` takes a slot for the current task;
+    the next ``acquire`` in the same task spends it instead of taking another.
+    """
+
+    def __init__(self, inner: RateLimiter) -> None:
+        self.inner = inner
+
+    async def prepay(self, priority: Priority) -> None:
+        if _prepaid.get() is None:
+            await self.inner.acquire(priority)
+            _prepaid.set(priority)
+
+    async def acquire(self, priority: Priority) -> None:
+        if _prepaid.get() is not None:
+            _prepaid.set(None)
+            return
+        await self.inner.acquire(priority)

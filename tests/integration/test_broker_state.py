@@ -153,17 +153,25 @@ async def test_polling_leaves_headroom_for_orders(db: TestDb) -> None:
     pool = await open_pool(db.url("pricesync"), max_size=6)
     try:
         lim = PgRateLimiter(pool, "kis-real-priority0000000001", 10)
+        polls = 0
 
         async def poll_forever() -> None:
+            nonlocal polls
             while True:
                 await lim.acquire(Priority.POLL)
+                polls += 1
 
         pollers = [asyncio.create_task(poll_forever()) for _ in range(4)]
-        await asyncio.sleep(1.5)  # polling has used its share of the window
+        await asyncio.sleep(0.5)
+        p0, t_poll = polls, time.monotonic()
+        await asyncio.sleep(2.0)
+        poll_rate = (polls - p0) / (time.monotonic() - t_poll)
+        assert poll_rate <= 0.6 * 10, f"polling took {poll_rate:.1f}/s of 10/s"
         t0 = time.monotonic()
-        for _ in range(3):
+        for _ in range(5):
             await lim.acquire(Priority.ORDER)
-        assert time.monotonic() - t0 < 0.2, "an order waited behind polling"
+        # orders move at the full rate (one interval of 0.103 s each) as if polling were not there
+        assert time.monotonic() - t0 < 5 * 0.103 + 0.15, "orders waited behind polling"
         for t in pollers:
             t.cancel()
         await asyncio.gather(*pollers, return_exceptions=True)

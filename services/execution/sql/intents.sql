@@ -38,11 +38,18 @@ UPDATE trade.order_intents
 
 -- name: reclaim_stale_intents
 -- An intent left PROCESSING by a process that died before writing its order goes back to NEW.
+-- Taking one over from a live but slow owner is still safe: only one order row per intent can
+-- ever be written, and only the process that wrote it sends.
 UPDATE trade.order_intents i
    SET status = 'NEW', claimed_by = NULL, claimed_ts = NULL, updated_ts = clock_timestamp()
  WHERE i.status = 'PROCESSING'
    AND i.claimed_ts < clock_timestamp() - make_interval(secs => %(stale_s)s)
    AND NOT EXISTS (SELECT 1 FROM trade.orders o WHERE o.intent_id = i.intent_id)
+   AND NOT EXISTS (
+       SELECT 1 FROM ops.heartbeats h
+        WHERE h.service = 'execution' AND h.instance_id || '#' || h.pid = i.claimed_by
+          AND h.status IN ('STARTING', 'RUNNING', 'DEGRADED')
+          AND h.beat_ts > clock_timestamp() - make_interval(secs => %(dead_s)s))
 RETURNING i.intent_id;
 
 -- name: intents_without_outcome

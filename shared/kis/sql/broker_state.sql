@@ -25,27 +25,16 @@ ON CONFLICT (key_id) DO UPDATE
 INSERT INTO ops.rate_limits (key_id) VALUES (%(key_id)s) ON CONFLICT (key_id) DO NOTHING;
 
 -- name: take_rate_slot
--- Grants a slot when fewer than %(allowed)s grants fall inside the window, else says how long until
--- the oldest grant that matters leaves it.  One statement: the row lock serialises every process.
-WITH cur AS (
-    SELECT key_id, grants, clock_timestamp() AS now
-      FROM ops.rate_limits
-     WHERE key_id = %(key_id)s
-       FOR UPDATE
-), win AS (
-    SELECT cur.key_id, cur.now,
-           ARRAY(SELECT g FROM unnest(cur.grants) AS g
-                  WHERE g > cur.now - make_interval(secs => %(window_s)s) ORDER BY g) AS live
-      FROM cur
-), upd AS (
-    UPDATE ops.rate_limits r
-       SET grants = win.live || win.now, updated_ts = win.now
-      FROM win
-     WHERE r.key_id = win.key_id AND cardinality(win.live) < %(allowed)s
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM upd) AS granted,
-       cardinality(win.live) AS in_window,
-       extract(epoch FROM win.live[cardinality(win.live) - %(allowed)s + 1]
-                          + make_interval(secs => %(window_s)s) - win.now)::float8 AS wait_s
-  FROM win;
+-- Granted when the schedule has been free for at least %(gap_s)s (0 for orders; lower priorities
+-- leave a gap so higher ones find room).  The row lock makes every process take turns, and the
+-- times are read after the lock, so a grant is never stamped earlier than it happens.
+UPDATE ops.rate_limits
+   SET tat = greatest(tat, clock_timestamp()) + make_interval(secs => %(interval_s)s),
+       grants = grants + 1, updated_ts = clock_timestamp()
+ WHERE key_id = %(key_id)s AND tat <= clock_timestamp() - make_interval(secs => %(gap_s)s)
+RETURNING grants;
+
+-- name: rate_wait
+SELECT greatest(extract(epoch FROM tat - clock_timestamp())::float8 + %(gap_s)s, 0.0) AS wait_s
+  FROM ops.rate_limits
+ WHERE key_id = %(key_id)s;
