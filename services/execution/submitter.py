@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +23,7 @@ from psycopg import AsyncConnection, errors
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from services.execution.batching import GroupCommit
 from services.execution.context import SERVICE, Exec, Q
 from services.execution.funds import FundsView
 from services.execution.notices import NoticeApplier
@@ -42,6 +44,8 @@ class Submitter:
         self.funds = funds
         self.notices = notices
         self._tasks: set[asyncio.Task[None]] = set()
+        self._write_ahead: GroupCommit[tuple[Intent, datetime], int | None] = GroupCommit(self._write_ahead_batch)
+        self._acks: GroupCommit[tuple[int, str, OrderAck], bool] = GroupCommit(self._record_acks_batch)
 
     async def run(self, waker: Any, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -75,16 +79,11 @@ class Submitter:
             if not rows:
                 return 0
             now = ex.clock.now()
-            symbols = sorted({r["symbol"] for r in rows})
-            found = await (await conn.execute(Q["validation_context"], {"symbols": symbols})).fetchall()
-            ctx = {r["symbol"]: r for r in found}
-            state_row = await (await conn.execute(Q["trading_state"])).fetchone()
-            state = state_row["state"] if state_row else "HALTED"
             for r in rows:
                 intent = Intent(str(r["intent_id"]), r["action_key"], r["symbol"], r["side"], r["intent_type"],
                                 int(r["qty"]), r["order_type"], r["limit_price"])
-                info = _info(ctx.get(intent.symbol))
-                reason = validate(intent, info, state, self.funds.snapshot(), ex.cfg.commission_rate)
+                info = _info(r)
+                reason = validate(intent, info, r["trading_state"], self.funds.snapshot(), ex.cfg.commission_rate)
                 if reason is None:
                     self.funds.reserve(intent, info)
                     valid.append(intent)
@@ -110,19 +109,30 @@ class Submitter:
         """Take the rate slot, write the order ahead (commit), send it at once."""
         ex = self.ex
         await ex.broker.limiter.prepay(Priority.ORDER)
-        now = ex.clock.now()
-        async with ex.pool.connection() as conn:
-            row = await (await conn.execute(Q["write_ahead"], {
-                "intent_id": intent.intent_id, "trade_date": trade_date(now), "symbol": intent.symbol,
-                "side": intent.side, "qty": intent.qty, "order_type": intent.order_type,
-                "ord_dvsn": ORD_DVSN[intent.order_type], "limit_price": intent.limit_price,
-                "market_ts": now, "me": ex.owner,
-            })).fetchone()
-        if row is None:
+        order_id = await self._write_ahead.submit((intent, ex.clock.now()))
+        if order_id is None:
             # another process wrote this intent's order (it took the intent over): it sends, not us
             ex.count("write_ahead_conflicts")
             return
-        await self.send(int(row["order_id"]), intent, time.monotonic())
+        await self.send(order_id, intent, time.monotonic())
+
+    async def _write_ahead_batch(self, items: Sequence[tuple[Intent, datetime]]) -> list[int | None]:
+        ex = self.ex
+        async with ex.pool.connection() as conn:
+            rows = await (await conn.execute(Q["write_ahead_many"], {
+                "me": ex.owner,
+                "intent_ids": [i.intent_id for i, _ in items],
+                "trade_dates": [trade_date(at) for _, at in items],
+                "symbols": [i.symbol for i, _ in items],
+                "sides": [i.side for i, _ in items],
+                "qtys": [i.qty for i, _ in items],
+                "order_types": [i.order_type for i, _ in items],
+                "ord_dvsns": [ORD_DVSN[i.order_type] for i, _ in items],
+                "limit_prices": [i.limit_price for i, _ in items],
+                "market_ts": [at for _, at in items],
+            })).fetchall()
+        by_intent = {str(r["intent_id"]): int(r["order_id"]) for r in rows}
+        return [by_intent.get(i.intent_id) for i, _ in items]
 
     async def send(self, order_id: int, intent: Intent, written: float) -> None:
         ex = self.ex
@@ -148,9 +158,38 @@ class Submitter:
             raise
         else:
             ex.stats["last_order_ms"] = round((time.perf_counter() - t0) * 1000, 2)
-            await self.record_ack(order_id, intent.intent_id, ack)
+            if not await self._acks.submit((order_id, intent.intent_id, ack)):
+                await self.record_ack(order_id, intent.intent_id, ack)
         finally:
             ex.sending.discard(order_id)
+
+    async def _record_acks_batch(self, items: Sequence[tuple[int, str, OrderAck]]) -> list[bool]:
+        """Link many acks in one transaction; False for any the caller must record one by one."""
+        ex = self.ex
+        try:
+            async with ex.pool.connection() as conn:
+                rows = await (await conn.execute(Q["link_acks"], {
+                    "order_ids": [o for o, _, _ in items],
+                    "odnos": [format_odno(a.odno) for _, _, a in items],
+                    "org_nos": [a.org_no for _, _, a in items],
+                    "raws": [Jsonb(_safe_raw(a.raw)) for _, _, a in items],
+                })).fetchall()
+                linked = {int(r["order_id"]) for r in rows}
+                await conn.execute(Q["finish_processing_intents"], {
+                    "status": IntentStatus.SUBMITTED, "intent_ids": [str(r["intent_id"]) for r in rows]})
+                await events.emit_many(conn, SERVICE, "OrderSubmitted", [
+                    (f"order {r['broker_order_no']}: {r['side']} {r['qty']} {r['symbol']}", r["symbol"],
+                     str(r["intent_id"]), {"order_id": r["order_id"], "broker_order_no": r["broker_order_no"]})
+                    for r in rows], market_ts=ex.clock.now())
+                orphans = await (await conn.execute(Q["orphans_exist"], {
+                    "dates": [r["trade_date"] for r in rows], "odnos": [r["broker_order_no"] for r in rows],
+                })).fetchall()
+                for o in orphans:
+                    await self.notices.apply_orphans(conn, o["trade_date"], o["odno"])
+        except errors.IntegrityError:
+            return [False] * len(items)  # e.g. a number linked elsewhere: sort it out one by one
+        ex.count("submitted", len(linked))
+        return [o in linked for o, _, _ in items]
 
     async def record_ack(self, order_id: int, intent_id: str, ack: OrderAck) -> None:
         ex = self.ex
@@ -216,8 +255,8 @@ async def finish_intent_if_processing(conn: Conn, intent_id: str, status: Intent
     await conn.execute(Q["finish_processing_intent"], {"intent_id": intent_id, "status": status, "reason": reason})
 
 
-def _info(row: dict[str, Any] | None) -> SymbolInfo | None:
-    if row is None:
+def _info(row: dict[str, Any]) -> SymbolInfo | None:
+    if row["known_symbol"] is None:
         return None
     return SymbolInfo(row["symbol"], Market(row["market"]), bool(row["halted"]),
                       int(row["upper_limit"]) if row["upper_limit"] is not None else None,

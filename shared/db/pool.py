@@ -19,7 +19,8 @@ async def open_pool(conninfo: str, *, min_size: int = 1, max_size: int = 8, name
         open=False,
         connection_class=AsyncConnection[DictRow],
         kwargs={"row_factory": dict_row, "autocommit": False},
-        check=AsyncConnectionPool.check_connection,
+        # no per-checkout health check: it costs a round trip on every use; a broken connection
+        # fails its statement and the pool replaces it
     )
     await pool.open(wait=True, timeout=30)
     return pool

@@ -1,5 +1,6 @@
 -- name: claim_intents
--- One statement claims a batch: rows another Execution is claiming are skipped, never waited on.
+-- One statement claims a batch (rows another Execution is claiming are skipped, never waited on)
+-- and returns, with each intent, what validating it needs: the symbol, its price, the trading state.
 WITH picked AS (
     SELECT i.intent_id
       FROM trade.order_intents i
@@ -7,14 +8,21 @@ WITH picked AS (
      ORDER BY i.created_ts
      LIMIT %(batch)s
        FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE trade.order_intents i
+       SET status = 'PROCESSING', claimed_by = %(me)s, claimed_ts = clock_timestamp(),
+           attempts = i.attempts + 1, updated_ts = clock_timestamp()
+      FROM picked
+     WHERE i.intent_id = picked.intent_id
+    RETURNING i.intent_id, i.action_key, i.symbol, i.side, i.intent_type, i.qty, i.order_type, i.limit_price,
+              i.created_ts, i.attempts
 )
-UPDATE trade.order_intents i
-   SET status = 'PROCESSING', claimed_by = %(me)s, claimed_ts = clock_timestamp(),
-       attempts = i.attempts + 1, updated_ts = clock_timestamp()
-  FROM picked
- WHERE i.intent_id = picked.intent_id
-RETURNING i.intent_id, i.action_key, i.symbol, i.side, i.intent_type, i.qty, i.order_type, i.limit_price,
-          i.created_ts, i.attempts;
+SELECT c.*, s.symbol AS known_symbol, s.market, s.halted, s.upper_limit, s.lower_limit, p.price AS last_price,
+       coalesce((SELECT t.state FROM trade.trading_state t WHERE t.id = 1), 'HALTED') AS trading_state
+  FROM claimed c
+  LEFT JOIN market.symbols s ON s.symbol = c.symbol
+  LEFT JOIN market.prices_best p ON p.symbol = c.symbol
+ ORDER BY c.created_ts;
 
 -- name: validation_context
 SELECT s.symbol, s.name, s.market, s.halted, s.upper_limit, s.lower_limit, s.base_price,
@@ -64,3 +72,8 @@ SELECT i.intent_id, o.status AS order_status, o.status_reason
 UPDATE trade.order_intents
    SET status = %(status)s, status_reason = %(reason)s, updated_ts = clock_timestamp()
  WHERE intent_id = %(intent_id)s AND status = 'PROCESSING';
+
+-- name: finish_processing_intents
+UPDATE trade.order_intents
+   SET status = %(status)s, status_reason = NULL, updated_ts = clock_timestamp()
+ WHERE intent_id = ANY(%(intent_ids)s::uuid[]) AND status = 'PROCESSING';

@@ -102,3 +102,35 @@ SELECT broker_order_no FROM trade.order_amendments WHERE trade_date = %(trade_da
 
 -- name: intent_of_order
 SELECT intent_id FROM trade.orders WHERE order_id = %(order_id)s;
+
+-- name: write_ahead_many
+-- Several write-aheads in one statement (group commit); a row whose intent already has an order
+-- is skipped and absent from the result.
+INSERT INTO trade.orders (intent_id, trade_date, symbol, side, qty, order_type, ord_dvsn, limit_price, status,
+                          submit_attempts, attempt_ts, attempt_market_ts, claimed_by)
+SELECT v.intent_id, v.trade_date, v.symbol, v.side, v.qty, v.order_type, v.ord_dvsn, v.limit_price, 'PENDING_SUBMIT',
+       1, clock_timestamp(), v.market_ts, %(me)s
+  FROM unnest(%(intent_ids)s::uuid[], %(trade_dates)s::date[], %(symbols)s::text[], %(sides)s::text[],
+              %(qtys)s::bigint[], %(order_types)s::text[], %(ord_dvsns)s::text[], %(limit_prices)s::numeric[],
+              %(market_ts)s::timestamptz[])
+       AS v(intent_id, trade_date, symbol, side, qty, order_type, ord_dvsn, limit_price, market_ts)
+ON CONFLICT (intent_id) DO NOTHING
+RETURNING order_id, intent_id;
+
+-- name: link_acks
+-- Acks of several orders in one statement.  A row already linked to another number is left out
+-- (and recorded one by one by the caller).
+UPDATE trade.orders o
+   SET broker_order_no = v.odno, broker_org_no = v.org_no,
+       status = CASE WHEN o.status IN ('PENDING_SUBMIT', 'IN_DOUBT') THEN 'SUBMITTED' ELSE o.status END,
+       submitted_ts = coalesce(o.submitted_ts, clock_timestamp()), raw = o.raw || v.raw, updated_ts = clock_timestamp()
+  FROM unnest(%(order_ids)s::bigint[], %(odnos)s::text[], %(org_nos)s::text[], %(raws)s::jsonb[])
+       AS v(order_id, odno, org_no, raw)
+ WHERE o.order_id = v.order_id AND (o.broker_order_no IS NULL OR o.broker_order_no = v.odno)
+RETURNING o.order_id, o.intent_id, o.symbol, o.side, o.qty, o.trade_date, o.broker_order_no;
+
+-- name: orphans_exist
+SELECT DISTINCT n.trade_date, n.odno
+  FROM market.broker_notices n
+  JOIN trade.notice_log l ON l.notice_id = n.notice_id AND l.status = 'ORPHAN'
+ WHERE (n.trade_date, n.odno) IN (SELECT * FROM unnest(%(dates)s::date[], %(odnos)s::text[]));
