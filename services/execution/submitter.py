@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
+from contextvars import Context
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -31,7 +32,7 @@ from services.execution.rules import ORD_DVSN, Intent, SymbolInfo, validate
 from shared import events
 from shared.kis.errors import BusinessRejected, KisError, OutcomeUnknown
 from shared.kis.models import OrderAck, Side, format_odno
-from shared.kis.ports import Priority
+from shared.kis.ports import PrepaidLimiter, Priority
 from shared.market_rules import Market, trade_date
 from shared.trade_states import IntentStatus, OrderStatus
 
@@ -74,6 +75,7 @@ class Submitter:
         if room <= 0:
             return 0
         valid: list[Intent] = []
+        ready: list[tuple[int, Intent]] = []
         async with ex.pool.connection() as conn:
             rows = await (await conn.execute(Q["claim_intents"], {"batch": room, "me": ex.owner})).fetchall()
             if not rows:
@@ -86,6 +88,13 @@ class Submitter:
                 reason = validate(intent, info, r["trading_state"], self.funds.snapshot(), ex.cfg.commission_rate)
                 if reason is None:
                     self.funds.reserve(intent, info)
+                    if await ex.broker.limiter.try_slot(Priority.ORDER):
+                        # the budget has room now: write ahead in this very transaction
+                        row = await (await conn.execute(Q["write_ahead"], _write_ahead_params(intent, now, ex.owner))
+                                     ).fetchone()
+                        if row is not None:
+                            ready.append((int(row["order_id"]), intent))
+                        continue
                     valid.append(intent)
                     continue
                 await conn.execute(Q["finish_intent"], {"intent_id": intent.intent_id,
@@ -93,11 +102,24 @@ class Submitter:
                 await events.emit(conn, SERVICE, "IntentRejected", reason, level="WARN", symbol=intent.symbol,
                                   intent_id=intent.intent_id, market_ts=now, action_key=intent.action_key)
                 ex.count("rejected_validation")
+        written = time.monotonic()
+        paid = PrepaidLimiter.prepaid_context(Priority.ORDER)
+        for order_id, intent in ready:
+            self._spawn(self._send_guarded(order_id, intent, written), paid.copy())
         for intent in valid:
-            task = asyncio.create_task(self._submit_guarded(intent))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._submit_guarded(intent), None)
         return len(rows)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], context: Context | None) -> None:
+        task = asyncio.create_task(coro, context=context)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_guarded(self, order_id: int, intent: Intent, written: float) -> None:
+        try:
+            await self.send(order_id, intent, written)
+        except Exception as e:
+            logger.exception("sending order {} failed unexpectedly: {}", order_id, type(e).__name__)
 
     async def _submit_guarded(self, intent: Intent) -> None:
         try:
@@ -253,6 +275,13 @@ class Submitter:
 
 async def finish_intent_if_processing(conn: Conn, intent_id: str, status: IntentStatus, reason: str | None) -> None:
     await conn.execute(Q["finish_processing_intent"], {"intent_id": intent_id, "status": status, "reason": reason})
+
+
+def _write_ahead_params(intent: Intent, now: datetime, owner: str) -> dict[str, Any]:
+    return {"intent_id": intent.intent_id, "trade_date": trade_date(now), "symbol": intent.symbol,
+            "side": intent.side, "qty": intent.qty, "order_type": intent.order_type,
+            "ord_dvsn": ORD_DVSN[intent.order_type], "limit_price": intent.limit_price,
+            "market_ts": now, "me": owner}
 
 
 def _info(row: dict[str, Any]) -> SymbolInfo | None:

@@ -135,6 +135,18 @@ class PgRateLimiter:
         self.grants = 0
         self.waits = 0
 
+    async def try_acquire(self, priority: Priority) -> bool:
+        """One attempt, no waiting: True if a slot was granted."""
+        params = {"key_id": self._key_id, "interval_s": self._interval, "gap_s": self._gap[priority]}
+        async with self._pool.connection() as conn:
+            if not self._ready:
+                await conn.execute(Q["ensure_rate_row"], {"key_id": self._key_id})
+                self._ready = True
+            row = await (await conn.execute(Q["take_rate_slot"], params)).fetchone()
+        if row is not None:
+            self.grants += 1
+        return row is not None
+
     async def acquire(self, priority: Priority) -> None:
         params = {"key_id": self._key_id, "interval_s": self._interval, "gap_s": self._gap[priority]}
         while True:
@@ -158,3 +170,6 @@ class UnlimitedRateLimiter:
 
     async def acquire(self, priority: Priority) -> None:
         return None
+
+    async def try_acquire(self, priority: Priority) -> bool:
+        return True

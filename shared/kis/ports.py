@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from contextvars import ContextVar
+from contextvars import Context, ContextVar, copy_context
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
@@ -218,6 +218,20 @@ class PrepaidLimiter:
         if _prepaid.get() is None:
             await self.inner.acquire(priority)
             _prepaid.set(priority)
+
+    async def try_slot(self, priority: Priority) -> bool:
+        """Take a slot only if the budget has one right now (no waiting)."""
+        try_acquire = getattr(self.inner, "try_acquire", None)
+        if try_acquire is None:
+            return False
+        return bool(await try_acquire(priority))
+
+    @staticmethod
+    def prepaid_context(priority: Priority) -> Context:
+        """A context whose first ``acquire`` is already paid for: run the request's task in it."""
+        ctx = copy_context()
+        ctx.run(_prepaid.set, priority)
+        return ctx
 
     async def acquire(self, priority: Priority) -> None:
         if _prepaid.get() is not None:
