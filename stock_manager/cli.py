@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--watch", action="store_true")
     st.add_argument("--json", action="store_true")
 
-    for name, text in (("halt", "stop new entries everywhere at once"), ("resume", "allow entries again")):
+    for name, text in (("halt", "stop new entries everywhere at once"), ("resume", "allow entries again"),
+                       ("flatten", "sell every position now (trading state REDUCING until resumed)")):
         c = sub.add_parser(name, help=text)
         c.add_argument("--reason", default=f"operator {name}")
 
@@ -71,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(settings))
         if args.command == "status":
             return asyncio.run(_status(settings, watch=args.watch, as_json=args.json))
-        if args.command in ("halt", "resume"):
+        if args.command in ("halt", "resume", "flatten"):
             return asyncio.run(_set_state(settings, args.command, args.reason))
         if args.command == "healthcheck":
             return asyncio.run(_healthcheck(settings, args.service, args.max_age))
@@ -142,13 +143,15 @@ async def _status(settings: Settings, *, watch: bool, as_json: bool) -> int:
 
 
 async def _set_state(settings: Settings, command: str, reason: str) -> int:
-    state = "HALTED" if command == "halt" else "ACTIVE"
+    state = {"halt": "HALTED", "resume": "ACTIVE", "flatten": "REDUCING"}[command]
+    if command == "flatten":
+        reason = f"FLATTEN: {reason}"  # Strategy liquidates everything while the reason says so
     who = f"cli:{os.environ.get('USER', 'operator')}@{socket.gethostname()}"
     async with await connect(settings.require_database(), autocommit=False) as conn:
         await conn.execute(status_mod.Q["set_trading_state"], {"state": state, "reason": reason, "changed_by": who})
         await conn.execute(
             status_mod.Q["insert_cli_event"],
-            {"level": "WARN" if state == "HALTED" else "INFO", "kind": f"Trading{command.capitalize()}",
+            {"level": "INFO" if state == "ACTIVE" else "WARN", "kind": f"Trading{command.capitalize()}",
              "message": f"trading state set to {state}: {reason}", "data": Jsonb({"by": who})},
         )
         await conn.commit()

@@ -90,7 +90,7 @@ def test_kill_9_of_one_service_restarts_it_and_the_others_never_stop(db: TestDb,
                       "all services to heartbeat", proc)
         pids = {s: beats[s]["pid"] for s in SERVICES}
         os.kill(pids["execution"], signal.SIGKILL)
-        _wait(lambda: (b := _beats(db.admin_url)).get("execution", {}).get("pid") not in (None, pids["execution"]),
+        _wait(lambda: _beats(db.admin_url).get("execution", {}).get("pid") not in (None, pids["execution"]),
               60, "execution to come back with a new pid", proc)
         after = _beats(db.admin_url)
         for s in ("pricesync", "strategy"):

@@ -92,7 +92,7 @@ def _check_invariants(stack: Stack) -> None:
 
     # an intent that says it was submitted has its broker order; one that failed has none
     status = {str(i["intent_id"]): i["status"] for i in intents}
-    for iid, n in per_intent.items():
+    for iid in per_intent:
         assert status[iid] == "SUBMITTED", (iid, status[iid])
     assert sum(1 for s in status.values() if s == "SUBMITTED") == len(broker_new)
 

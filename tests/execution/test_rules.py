@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -44,8 +44,10 @@ def intent(**kw: object) -> Intent:
         ({}, SAMSUNG, "HALTED", NO_FUNDS, "entries are blocked"),
         ({}, SAMSUNG, "REDUCING", NO_FUNDS, "entries are blocked"),
         ({}, SymbolInfo("005930", Market.KOSPI, True, 92_300, 49_700, None), "ACTIVE", NO_FUNDS, "is halted"),
-        ({"order_type": "MKT", "limit_price": None}, SAMSUNG, "ACTIVE", Funds(Decimal(800_000), {}), "not enough cash"),
-        ({"side": "SELL", "intent_type": "EXIT_FULL"}, SAMSUNG, "ACTIVE", Funds(None, {"005930": 5}), "not enough shares"),
+        ({"order_type": "MKT", "limit_price": None}, SAMSUNG, "ACTIVE", Funds(Decimal(800_000), {}),
+         "not enough cash"),
+        ({"side": "SELL", "intent_type": "EXIT_FULL"}, SAMSUNG, "ACTIVE", Funds(None, {"005930": 5}),
+         "not enough shares"),
         ({"side": "SELL"}, SAMSUNG, "ACTIVE", NO_FUNDS, "ENTRY must be a BUY"),
     ],
 )
@@ -76,9 +78,10 @@ def test_order_status_from_quantities(qty: int, filled: int, cancelled: int, rej
 
 
 def test_costs() -> None:
-    fee, tax = fill_costs("SELL", 10, Decimal(70_000), Market.KOSPI, datetime(2026, 11, 23).date(), RATE)
+    day = date(2026, 11, 23)
+    fee, tax = fill_costs("SELL", 10, Decimal(70_000), Market.KOSPI, day, RATE)
     assert (fee, tax) == (Decimal(105), Decimal(1400))
-    assert fill_costs("BUY", 10, Decimal(70_000), Market.KOSPI, datetime(2026, 11, 23).date(), RATE)[1] == 0
+    assert fill_costs("BUY", 10, Decimal(70_000), Market.KOSPI, day, RATE)[1] == 0
 
 
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
