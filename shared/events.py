@@ -52,31 +52,3 @@ async def emit(
     assert row is not None
     return int(row["event_id"] if isinstance(row, dict) else row[0])
 
-
-async def emit_many(
-    conn: AsyncConnection[Any],
-    service: str,
-    kind: str,
-    items: list[tuple[str, str | None, str | None, dict[str, Any]]],
-    *,
-    level: str = "INFO",
-    market_ts: datetime | None = None,
-) -> None:
-    """One INSERT for several events of one kind: ``(message, symbol, intent_id, data)`` each."""
-    if not items:
-        return
-    await conn.execute(
-        _Q["insert_events"],
-        {
-            "service": service,
-            "level": level,
-            "kind": kind,
-            "market_ts": market_ts,
-            "messages": [m for m, _, _, _ in items],
-            "symbols": [s for _, s, _, _ in items],
-            "intent_ids": [i for _, _, i, _ in items],
-            "datas": [Jsonb(d) for _, _, _, d in items],
-        },
-    )
-    for message, _, _, _ in items:
-        logger.bind(kind=kind).log(_LOG_LEVEL[level], "[{}] {}", kind, message or kind)

@@ -75,6 +75,7 @@ class Submitter:
         if room <= 0:
             return 0
         valid: list[Intent] = []
+        paid: list[Intent] = []
         ready: list[tuple[int, Intent]] = []
         async with ex.pool.connection() as conn:
             rows = await (await conn.execute(Q["claim_intents"], {"batch": room, "me": ex.owner})).fetchall()
@@ -89,23 +90,22 @@ class Submitter:
                 if reason is None:
                     self.funds.reserve(intent, info)
                     if await ex.broker.limiter.try_slot(Priority.ORDER):
-                        # the budget has room now: write ahead in this very transaction
-                        row = await (await conn.execute(Q["write_ahead"], _write_ahead_params(intent, now, ex.owner))
-                                     ).fetchone()
-                        if row is not None:
-                            ready.append((int(row["order_id"]), intent))
-                        continue
-                    valid.append(intent)
+                        paid.append(intent)  # the budget has room now: write ahead in this transaction
+                    else:
+                        valid.append(intent)
                     continue
                 await conn.execute(Q["finish_intent"], {"intent_id": intent.intent_id,
                                                         "status": IntentStatus.REJECTED, "reason": reason})
                 await events.emit(conn, SERVICE, "IntentRejected", reason, level="WARN", symbol=intent.symbol,
                                   intent_id=intent.intent_id, market_ts=now, action_key=intent.action_key)
                 ex.count("rejected_validation")
+            if paid:
+                order_ids = await self._write_ahead_rows(conn, [(i, now) for i in paid])
+                ready = [(o, i) for o, i in zip(order_ids, paid, strict=True) if o is not None]
         written = time.monotonic()
-        paid = PrepaidLimiter.prepaid_context(Priority.ORDER)
+        paid_ctx = PrepaidLimiter.prepaid_context(Priority.ORDER)
         for order_id, intent in ready:
-            self._spawn(self._send_guarded(order_id, intent, written), paid.copy())
+            self._spawn(self._send_guarded(order_id, intent, written), paid_ctx.copy())
         for intent in valid:
             self._spawn(self._submit_guarded(intent), None)
         return len(rows)
@@ -139,20 +139,24 @@ class Submitter:
         await self.send(order_id, intent, time.monotonic())
 
     async def _write_ahead_batch(self, items: Sequence[tuple[Intent, datetime]]) -> list[int | None]:
+        async with self.ex.pool.connection() as conn:
+            return await self._write_ahead_rows(conn, items)
+
+    async def _write_ahead_rows(self, conn: Conn, items: Sequence[tuple[Intent, datetime]]) -> list[int | None]:
+        """Write several orders ahead in the caller's transaction; None where the intent has one."""
         ex = self.ex
-        async with ex.pool.connection() as conn:
-            rows = await (await conn.execute(Q["write_ahead_many"], {
-                "me": ex.owner,
-                "intent_ids": [i.intent_id for i, _ in items],
-                "trade_dates": [trade_date(at) for _, at in items],
-                "symbols": [i.symbol for i, _ in items],
-                "sides": [i.side for i, _ in items],
-                "qtys": [i.qty for i, _ in items],
-                "order_types": [i.order_type for i, _ in items],
-                "ord_dvsns": [ORD_DVSN[i.order_type] for i, _ in items],
-                "limit_prices": [i.limit_price for i, _ in items],
-                "market_ts": [at for _, at in items],
-            })).fetchall()
+        rows = await (await conn.execute(Q["write_ahead_many"], {
+            "me": ex.owner,
+            "intent_ids": [i.intent_id for i, _ in items],
+            "trade_dates": [trade_date(at) for _, at in items],
+            "symbols": [i.symbol for i, _ in items],
+            "sides": [i.side for i, _ in items],
+            "qtys": [i.qty for i, _ in items],
+            "order_types": [i.order_type for i, _ in items],
+            "ord_dvsns": [ORD_DVSN[i.order_type] for i, _ in items],
+            "limit_prices": [i.limit_price for i, _ in items],
+            "market_ts": [at for _, at in items],
+        })).fetchall()
         by_intent = {str(r["intent_id"]): int(r["order_id"]) for r in rows}
         return [by_intent.get(i.intent_id) for i, _ in items]
 
@@ -195,21 +199,16 @@ class Submitter:
                     "odnos": [format_odno(a.odno) for _, _, a in items],
                     "org_nos": [a.org_no for _, _, a in items],
                     "raws": [Jsonb(_safe_raw(a.raw)) for _, _, a in items],
+                    "market_ts": ex.clock.now(),
                 })).fetchall()
-                linked = {int(r["order_id"]) for r in rows}
-                await conn.execute(Q["finish_processing_intents"], {
-                    "status": IntentStatus.SUBMITTED, "intent_ids": [str(r["intent_id"]) for r in rows]})
-                await events.emit_many(conn, SERVICE, "OrderSubmitted", [
-                    (f"order {r['broker_order_no']}: {r['side']} {r['qty']} {r['symbol']}", r["symbol"],
-                     str(r["intent_id"]), {"order_id": r["order_id"], "broker_order_no": r["broker_order_no"]})
-                    for r in rows], market_ts=ex.clock.now())
-                orphans = await (await conn.execute(Q["orphans_exist"], {
-                    "dates": [r["trade_date"] for r in rows], "odnos": [r["broker_order_no"] for r in rows],
-                })).fetchall()
-                for o in orphans:
-                    await self.notices.apply_orphans(conn, o["trade_date"], o["odno"])
+                for r in rows:
+                    if r["has_orphans"]:
+                        await self.notices.apply_orphans(conn, r["trade_date"], r["broker_order_no"])
         except errors.IntegrityError:
             return [False] * len(items)  # e.g. a number linked elsewhere: sort it out one by one
+        for r in rows:
+            logger.info("[OrderSubmitted] order {}: {} {} {}", r["broker_order_no"], r["side"], r["qty"], r["symbol"])
+        linked = {int(r["order_id"]) for r in rows}
         ex.count("submitted", len(linked))
         return [o in linked for o, _, _ in items]
 
@@ -275,13 +274,6 @@ class Submitter:
 
 async def finish_intent_if_processing(conn: Conn, intent_id: str, status: IntentStatus, reason: str | None) -> None:
     await conn.execute(Q["finish_processing_intent"], {"intent_id": intent_id, "status": status, "reason": reason})
-
-
-def _write_ahead_params(intent: Intent, now: datetime, owner: str) -> dict[str, Any]:
-    return {"intent_id": intent.intent_id, "trade_date": trade_date(now), "symbol": intent.symbol,
-            "side": intent.side, "qty": intent.qty, "order_type": intent.order_type,
-            "ord_dvsn": ORD_DVSN[intent.order_type], "limit_price": intent.limit_price,
-            "market_ts": now, "me": owner}
 
 
 def _info(row: dict[str, Any]) -> SymbolInfo | None:

@@ -129,6 +129,9 @@ class KisRestSettings(BaseModel):
     legacy_tr_ids: bool = False
     use_hashkey: bool = False
     max_pages: int = Field(default=50, ge=1)
+    # httpcore checks every pooled connection on every request, so a big pool costs CPU per call;
+    # a handful of keep-alive connections carries 20 requests/s (and a simulator's hundreds) fine
+    max_connections: int = Field(default=8, ge=1, le=100)
     page_pause: float = Field(default=0.0, ge=0)
     retry: RetryPolicy = RetryPolicy()
 
@@ -259,7 +262,8 @@ class KisRestClient:
             base_url=settings.rest_url,
             transport=transport,
             timeout=self._timeout,
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=30.0),
+            limits=httpx.Limits(max_connections=settings.max_connections,
+                                max_keepalive_connections=settings.max_connections, keepalive_expiry=30.0),
         )
 
     def __repr__(self) -> str:

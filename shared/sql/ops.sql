@@ -23,8 +23,3 @@ SELECT service, instance_id, pid, host, status, started_ts, beat_ts, market_ts, 
   FROM ops.heartbeats
  ORDER BY service, instance_id;
 
--- name: insert_events
-INSERT INTO ops.events (service, level, kind, message, symbol, intent_id, market_ts, data)
-SELECT %(service)s, %(level)s, %(kind)s, v.message, v.symbol, v.intent_id, %(market_ts)s, v.data
-  FROM unnest(%(messages)s::text[], %(symbols)s::text[], %(intent_ids)s::uuid[], %(datas)s::jsonb[])
-       AS v(message, symbol, intent_id, data);

@@ -24,25 +24,10 @@ SELECT c.*, s.symbol AS known_symbol, s.market, s.halted, s.upper_limit, s.lower
   LEFT JOIN market.prices_best p ON p.symbol = c.symbol
  ORDER BY c.created_ts;
 
--- name: validation_context
-SELECT s.symbol, s.name, s.market, s.halted, s.upper_limit, s.lower_limit, s.base_price,
-       p.price AS last_price, p.ts AS price_ts
-  FROM unnest(%(symbols)s::text[]) AS want(symbol)
-  JOIN market.symbols s ON s.symbol = want.symbol
-  LEFT JOIN market.prices_best p ON p.symbol = s.symbol;
-
--- name: trading_state
-SELECT state, reason FROM trade.trading_state WHERE id = 1;
-
 -- name: finish_intent
 UPDATE trade.order_intents
    SET status = %(status)s, status_reason = %(reason)s, updated_ts = clock_timestamp()
  WHERE intent_id = %(intent_id)s;
-
--- name: release_intent
-UPDATE trade.order_intents
-   SET status = 'NEW', claimed_by = NULL, claimed_ts = NULL, updated_ts = clock_timestamp()
- WHERE intent_id = %(intent_id)s AND status = 'PROCESSING';
 
 -- name: reclaim_stale_intents
 -- An intent left PROCESSING by a process that died before writing its order goes back to NEW.
@@ -72,8 +57,3 @@ SELECT i.intent_id, o.status AS order_status, o.status_reason
 UPDATE trade.order_intents
    SET status = %(status)s, status_reason = %(reason)s, updated_ts = clock_timestamp()
  WHERE intent_id = %(intent_id)s AND status = 'PROCESSING';
-
--- name: finish_processing_intents
-UPDATE trade.order_intents
-   SET status = %(status)s, status_reason = NULL, updated_ts = clock_timestamp()
- WHERE intent_id = ANY(%(intent_ids)s::uuid[]) AND status = 'PROCESSING';

@@ -1,12 +1,3 @@
--- name: write_ahead
--- Committed before the HTTP call: a crash at any later instant leaves this row to resolve.
-INSERT INTO trade.orders (intent_id, trade_date, symbol, side, qty, order_type, ord_dvsn, limit_price, status,
-                          submit_attempts, attempt_ts, attempt_market_ts, claimed_by)
-VALUES (%(intent_id)s, %(trade_date)s, %(symbol)s, %(side)s, %(qty)s, %(order_type)s, %(ord_dvsn)s,
-        %(limit_price)s, 'PENDING_SUBMIT', 1, clock_timestamp(), %(market_ts)s, %(me)s)
-ON CONFLICT (intent_id) DO NOTHING
-RETURNING order_id;
-
 -- name: rewrite_ahead
 -- A confirmed-absent order is sent again: the same row, one more attempt, a new timestamp.
 UPDATE trade.orders
@@ -100,9 +91,6 @@ SELECT broker_order_no FROM trade.orders WHERE trade_date = %(trade_date)s AND b
 UNION ALL
 SELECT broker_order_no FROM trade.order_amendments WHERE trade_date = %(trade_date)s AND broker_order_no IS NOT NULL;
 
--- name: intent_of_order
-SELECT intent_id FROM trade.orders WHERE order_id = %(order_id)s;
-
 -- name: write_ahead_many
 -- Several write-aheads in one statement (group commit); a row whose intent already has an order
 -- is skipped and absent from the result.
@@ -118,19 +106,37 @@ ON CONFLICT (intent_id) DO NOTHING
 RETURNING order_id, intent_id;
 
 -- name: link_acks
--- Acks of several orders in one statement.  A row already linked to another number is left out
--- (and recorded one by one by the caller).
-UPDATE trade.orders o
-   SET broker_order_no = v.odno, broker_org_no = v.org_no,
-       status = CASE WHEN o.status IN ('PENDING_SUBMIT', 'IN_DOUBT') THEN 'SUBMITTED' ELSE o.status END,
-       submitted_ts = coalesce(o.submitted_ts, clock_timestamp()), raw = o.raw || v.raw, updated_ts = clock_timestamp()
-  FROM unnest(%(order_ids)s::bigint[], %(odnos)s::text[], %(org_nos)s::text[], %(raws)s::jsonb[])
-       AS v(order_id, odno, org_no, raw)
- WHERE o.order_id = v.order_id AND (o.broker_order_no IS NULL OR o.broker_order_no = v.odno)
-RETURNING o.order_id, o.intent_id, o.symbol, o.side, o.qty, o.trade_date, o.broker_order_no;
-
--- name: orphans_exist
-SELECT DISTINCT n.trade_date, n.odno
-  FROM market.broker_notices n
-  JOIN trade.notice_log l ON l.notice_id = n.notice_id AND l.status = 'ORPHAN'
- WHERE (n.trade_date, n.odno) IN (SELECT * FROM unnest(%(dates)s::date[], %(odnos)s::text[]));
+-- Acks of several orders in one statement (group commit): link each order's broker number, finish
+-- its intent and write its OrderSubmitted event.  A row already linked to another number is left
+-- out (the caller records it one by one); has_orphans says notices are waiting for it.
+WITH v AS (
+    SELECT * FROM unnest(%(order_ids)s::bigint[], %(odnos)s::text[], %(org_nos)s::text[], %(raws)s::jsonb[])
+           AS v(order_id, odno, org_no, raw)
+), linked AS (
+    UPDATE trade.orders o
+       SET broker_order_no = v.odno, broker_org_no = v.org_no,
+           status = CASE WHEN o.status IN ('PENDING_SUBMIT', 'IN_DOUBT') THEN 'SUBMITTED' ELSE o.status END,
+           submitted_ts = coalesce(o.submitted_ts, clock_timestamp()), raw = o.raw || v.raw,
+           updated_ts = clock_timestamp()
+      FROM v
+     WHERE o.order_id = v.order_id AND (o.broker_order_no IS NULL OR o.broker_order_no = v.odno)
+    RETURNING o.order_id, o.intent_id, o.symbol, o.side, o.qty, o.trade_date, o.broker_order_no
+), finished AS (
+    UPDATE trade.order_intents i
+       SET status = 'SUBMITTED', status_reason = NULL, updated_ts = clock_timestamp()
+      FROM linked
+     WHERE i.intent_id = linked.intent_id AND i.status = 'PROCESSING'
+    RETURNING i.intent_id
+), logged AS (
+    INSERT INTO ops.events (service, level, kind, message, symbol, intent_id, market_ts, data)
+    SELECT 'execution', 'INFO', 'OrderSubmitted',
+           format('order %%s: %%s %%s %%s', broker_order_no, side, qty, symbol), symbol, intent_id,
+           %(market_ts)s, jsonb_build_object('order_id', order_id, 'broker_order_no', broker_order_no)
+      FROM linked
+    RETURNING event_id
+)
+SELECT l.*,
+       EXISTS (SELECT 1 FROM market.broker_notices n JOIN trade.notice_log nl ON nl.notice_id = n.notice_id
+                WHERE nl.status = 'ORPHAN' AND n.trade_date = l.trade_date
+                  AND (n.odno = l.broker_order_no OR n.oodno = l.broker_order_no)) AS has_orphans
+  FROM linked l;
