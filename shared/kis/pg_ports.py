@@ -134,6 +134,7 @@ class PgRateLimiter:
         self._ready = False
         self.grants = 0
         self.waits = 0
+        self.last_slot = 0.0  # the granted slot's time on the database clock (epoch seconds)
 
     async def try_acquire(self, priority: Priority) -> bool:
         """One attempt, no waiting: True if a slot was granted."""
@@ -145,6 +146,7 @@ class PgRateLimiter:
             row = await (await conn.execute(Q["take_rate_slot"], params)).fetchone()
         if row is not None:
             self.grants += 1
+            self.last_slot = float(row["slot_epoch"])
         return row is not None
 
     async def acquire(self, priority: Priority) -> None:
@@ -159,6 +161,7 @@ class PgRateLimiter:
                 wait_row = None if row is not None else await (await conn.execute(Q["rate_wait"], params)).fetchone()
             if row is not None:
                 self.grants += 1
+                self.last_slot = float(row["slot_epoch"])
                 return
             self.waits += 1
             wait = float(wait_row["wait_s"]) if wait_row is not None else self._interval

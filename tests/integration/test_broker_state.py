@@ -114,7 +114,7 @@ _WORKER = textwrap.dedent("""
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             await lim.acquire(Priority[priority])
-            stamps.append(time.time())
+            stamps.append(lim.last_slot)  # the slot on the database's clock, free of client jitter
         await pool.close()
         print(json.dumps(stamps))
 

@@ -32,7 +32,7 @@ UPDATE ops.rate_limits
    SET tat = greatest(tat, clock_timestamp()) + make_interval(secs => %(interval_s)s),
        grants = grants + 1, updated_ts = clock_timestamp()
  WHERE key_id = %(key_id)s AND tat <= clock_timestamp() - make_interval(secs => %(gap_s)s)
-RETURNING grants;
+RETURNING grants, extract(epoch FROM tat)::float8 - %(interval_s)s AS slot_epoch;
 
 -- name: rate_wait
 SELECT greatest(extract(epoch FROM tat - clock_timestamp())::float8 + %(gap_s)s, 0.0) AS wait_s
