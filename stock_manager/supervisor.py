@@ -90,16 +90,22 @@ class Supervisor:
         )
         child.started_mono = time.monotonic()
 
-    async def start_all(self, ready_timeout_s: float = 30.0) -> None:
-        for child in self.children:
+    async def start_all_of(self, n: int, ready_timeout_s: float = 30.0) -> None:
+        """Start the first ``n`` children (those not started yet), each once the one before is ready."""
+        for child in self.children[:n]:
             if self._stopping.is_set():
                 return
+            if child.proc is not None:
+                continue
             await self._spawn(child)
             if child.spec.ready is not None:
                 deadline = time.monotonic() + ready_timeout_s
                 # readiness is a port or file to poll, not an event anyone could set
                 while not child.spec.ready() and time.monotonic() < deadline and child.pid is not None:  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
+
+    async def start_all(self, ready_timeout_s: float = 30.0) -> None:
+        await self.start_all_of(len(self.children), ready_timeout_s)
 
     async def run(self) -> None:
         """Start everything, keep it running until asked to stop, then stop everything."""
