@@ -311,8 +311,44 @@ class Trade:
 
 
 def parse_trade(f: list[str]) -> Trade:
+    """One H0STCNT0 record.  A busy feed brings tens of thousands a second, so plain-number
+    records take a fast path (``int`` instead of ``Decimal`` for the integer fields); anything
+    unusual (blanks, padding, signs, decimals where integers belong) goes to the careful parser,
+    which names the field that is wrong."""
     if len(f) != TRADE_FIELDS:
         raise KisParseError(f"H0STCNT0: {len(f)} fields, expected {TRADE_FIELDS}")
+    try:
+        return _parse_trade_fast(f)
+    except (ValueError, ArithmeticError):
+        return _parse_trade_careful(f)
+
+
+_INT_FIELDS = (2, 4, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 19, 20, 36, 37, 38, 39)
+
+
+def _parse_trade_fast(f: list[str]) -> Trade:
+    hh, bd, vi = f[1], f[33], f[45]
+    if len(hh) != 6 or not hh.isdigit() or len(bd) != 8 or not bd.isdigit():
+        raise ValueError("time or date")
+    n = [int(f[k]) if f[k].isdigit() or (f[k][:1] == "-" and f[k][1:].isdigit()) else _fail() for k in _INT_FIELDS]
+    change_pct, vwap, strength = Decimal(f[5]), Decimal(f[6]), Decimal(f[18])
+    if not (change_pct.is_finite() and vwap.is_finite() and strength.is_finite()):
+        raise ValueError("not finite")
+    if vi and not vi.isdigit():
+        raise ValueError("vi")
+    return Trade(
+        f[0].strip(), time(int(hh[:2]), int(hh[2:4]), int(hh[4:])), n[0], f[3].strip(), n[1], change_pct, vwap,
+        n[2], n[3], n[4], n[5], n[6], n[7], n[8], n[9], n[10], n[11], strength, n[12], n[13], f[21].strip(),
+        date(int(bd[:4]), int(bd[4:6]), int(bd[6:])), f[34].strip(), f[35].strip().upper() == "Y",
+        n[14], n[15], n[16], n[17], f[43].strip(), int(vi) if vi else None,
+    )
+
+
+def _fail() -> int:
+    raise ValueError("not a plain integer")
+
+
+def _parse_trade_careful(f: list[str]) -> Trade:
     return Trade(
         symbol=f[0].strip(),
         time=parse_hhmmss(f[1], "STCK_CNTG_HOUR"),

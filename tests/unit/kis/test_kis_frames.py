@@ -221,3 +221,37 @@ def test_subscribe_builders() -> None:
 def test_unknown_tr_is_kept_raw() -> None:
     (record,) = wf.decode_frame(wf.parse_message("0|H0STANC0|001|005930^1^2"))  # type: ignore[arg-type]
     assert record == wf.RawRecord("H0STANC0", ("005930", "1", "2"))
+
+
+# one record exactly as it arrives on the wire, split the way the feed splits it
+_WIRE = (
+    "005930^093354^71900^5^-100^-0.14^72023.83^72100^72400^71700^71900^71800^1^3052507^219853241700^5105^6937"
+    "^1832^84.90^1366314^1159996^1^0.39^20.28^090020^5^-200^090820^5^-500^092619^2^200^20230612^20^N^65945"
+    "^216924^1118750^2199206^0.05^2424142^125.92^0^^72100"
+)
+_TRADE = _WIRE.split("^")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        _TRADE,
+        [*_TRADE[:45], ""],  # no VI reference price
+        [*_TRADE[:2], " 71900 ", *_TRADE[3:]],  # padded: the careful parser's job
+        [*_TRADE[:4], "+100", *_TRADE[5:]],  # an explicit plus sign
+        [*_TRADE[:12], "", *_TRADE[13:]],  # a blank volume
+    ],
+    ids=["plain", "no-vi", "padded", "plus-sign", "blank"],
+)
+def test_the_fast_trade_path_agrees_with_the_careful_one(fields: list[str]) -> None:
+    from shared.kis import ws_frames
+
+    try:
+        careful: object = ws_frames._parse_trade_careful(fields)
+    except KisParseError as exc:
+        careful = f"error: {exc}"
+    try:
+        got: object = ws_frames.parse_trade(fields)
+    except KisParseError as exc:
+        got = f"error: {exc}"
+    assert got == careful
