@@ -2,8 +2,45 @@
 
 from __future__ import annotations
 
-from shared.service import idle_until_stopped, run_service
+from shared.broker import open_broker, open_websocket
+from shared.service import ServiceContext, run_service
+
+from .app import Deps, PriceSync
+from .config import load_config
+from .runtime import install_uvloop
+
+
+async def body(ctx: ServiceContext) -> None:
+    """Wire the KIS clients to the shared token and budget, then run PriceSync until stopped."""
+    cfg = load_config()
+    conninfo = ctx.settings.role_url("pricesync")
+    broker = open_broker(ctx.settings, ctx.pool, conninfo, ctx.clock)
+    ws = open_websocket(ctx.settings, broker)
+
+    def set_status(status: str) -> None:
+        ctx.heartbeat.status = status
+
+    deps = Deps(
+        pool=ctx.pool,
+        clock=ctx.clock,
+        conninfo=conninfo,
+        rest=broker.rest,
+        ws=ws,
+        env=broker.env,
+        mode=ctx.settings.sm_mode,
+        rest_url=ctx.settings.rest_url,
+        rate_limit=ctx.settings.rate_limit,
+        emit=ctx.emit,
+        info=ctx.info,
+        set_status=set_status,
+    )
+    try:
+        await PriceSync(deps, cfg).run()
+    finally:
+        await ws.aclose()
+        await broker.aclose()
 
 
 def main() -> int:
-    return run_service("pricesync", idle_until_stopped)
+    install_uvloop()
+    return run_service("pricesync", body)
