@@ -30,6 +30,7 @@ from loguru import logger
 from shared.clock import Clock, kst
 from shared.db.pool import Pool
 from shared.kis.endpoints import WS_NOTICE_TR, KisEnv
+from shared.kis.errors import KisError, ServiceNotFound
 from shared.kis.models import Quote
 from shared.kis.ws import Subscription
 from shared.settings import Mode
@@ -40,7 +41,7 @@ from .feed import WsClient, WsFeed
 from .ingest import Ingest, trade_dates_ahead
 from .master import SymbolMaster, fetch_master_files, fetch_sim_symbols
 from .metrics import IngestMetrics
-from .planner import PlannerState, WatchItem, merge_watch, orderbook_symbols, plan
+from .planner import PlannerState, WatchClass, WatchItem, merge_watch, orderbook_symbols, plan
 from .poller import Poller, PollScheduler, QuoteSource
 from .queries import Q
 from .relay import NoticeRelay
@@ -71,6 +72,8 @@ class Deps:
     emit: Callable[..., Awaitable[None]]
     info: dict[str, Any]
     set_status: Callable[[str], None] | None = None
+    # the market's most traded symbols, best first (KIS volume ranking), or None where unavailable
+    most_active: Callable[[], Awaitable[list[str]]] | None = None
 
 
 class PriceSync:
@@ -113,6 +116,7 @@ class PriceSync:
             speed=lambda: deps.clock.speed,
             workers=cfg.poll_workers,
         )
+        self.active: list[str] = []
         self.watch: list[WatchItem] = []
         self.desired: frozenset[Subscription] = frozenset()
         self._notice_gap = False
@@ -153,6 +157,7 @@ class PriceSync:
                 tg.create_task(self.relay.run(), name="relay")
                 tg.create_task(self.feed.run(), name="ws-feed")
                 tg.create_task(self._plan_loop(), name="plan")
+                tg.create_task(self._active_loop(), name="most-active")
                 tg.create_task(self.poller.run(), name="poll")
                 tg.create_task(self._status_loop(), name="status")
                 tg.create_task(self._daily_loop(), name="daily")
@@ -167,7 +172,8 @@ class PriceSync:
         params = {"now": now, "candidates_since": now - timedelta(seconds=self.cfg.candidate_window_s)}
         async with self.deps.pool.connection() as conn:
             rows = await (await conn.execute(Q["watch_set"], params)).fetchall()
-        return merge_watch((r["symbol"], r["cls"], r["rank"]) for r in rows)
+        active = [(s, int(WatchClass.ACTIVE), i) for i, s in enumerate(self.active)]
+        return merge_watch([*((r["symbol"], r["cls"], r["rank"]) for r in rows), *active])
 
     async def plan_once(self) -> None:
         try:
@@ -213,6 +219,22 @@ class PriceSync:
             self._notice_gap = True
             return True
         return False
+
+    async def _active_loop(self) -> None:
+        """Keep the market's most traded names in the watch set (lowest class), so that streams
+        no position, lock or candidate wants still bring ticks and candles to scan — without them a
+        scanner that needs candles would never see its first signal."""
+        if self.deps.most_active is None:
+            return
+        while True:
+            try:
+                self.active = (await self.deps.most_active())[: self.cfg.most_active_n]
+            except ServiceNotFound:
+                logger.info("volume ranking is not offered here (paper); streams follow Strategy's tables only")
+                return
+            except KisError as exc:
+                logger.warning("volume ranking failed: {}", exc)
+            await asyncio.sleep(max(self.cfg.most_active_refresh_s / max(self.clock.speed, 1.0), 5.0))
 
     async def _plan_loop(self) -> None:
         while True:

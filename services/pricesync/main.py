@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from shared.broker import open_broker, open_websocket
+from shared.broker import Broker, open_broker, open_websocket
+from shared.kis.ports import Priority
 from shared.service import ServiceContext, run_service
 
 from .app import Deps, PriceSync
@@ -33,12 +34,18 @@ async def body(ctx: ServiceContext) -> None:
         emit=ctx.emit,
         info=ctx.info,
         set_status=set_status,
+        most_active=lambda: _most_active(broker),
     )
     try:
         await PriceSync(deps, cfg).run()
     finally:
         await ws.aclose()
         await broker.aclose()
+
+
+async def _most_active(broker: Broker) -> list[str]:
+    rows = await broker.rest.volume_rank(rank_by="3", priority=Priority.POLL)  # by traded value
+    return [r.symbol for r in sorted(rows, key=lambda r: r.rank)]
 
 
 def main() -> int:

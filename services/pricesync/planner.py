@@ -33,6 +33,7 @@ class WatchClass(IntEnum):
     LOCKED = 1  # a worker holds or is working the symbol
     CANDIDATE = 2  # a recent scan signalled it
     WATCHLIST = 3  # Strategy asked for it
+    ACTIVE = 4  # among the market's most traded (KIS volume ranking): fills streams nobody else wants
     NONE = 9  # not watched any more (still subscribed, until the slot is wanted)
 
 
