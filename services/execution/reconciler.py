@@ -27,7 +27,7 @@ from psycopg.rows import DictRow
 from services.execution.context import SERVICE, Exec, Q
 from services.execution.funds import FundsView
 from services.execution.notices import NoticeApplier
-from services.execution.rules import BrokerOrder, Intent, PendingOrder, fill_costs, match_in_doubt
+from services.execution.rules import BrokerOrder, Intent, PendingOrder, fill_costs, match_in_doubt, order_status
 from services.execution.submitter import Submitter, finish_intent_if_processing
 from shared import events
 from shared.clock import KST
@@ -221,9 +221,10 @@ class Reconciler:
             b_amount = Decimal(sum(r.tot_ccld_amt for r in rows))
             b_cancel = sum(r.cncl_cfrm_qty for r in rows)
             rejected = any(r.rjct_qty > 0 for r in rows) and b_filled == 0
-            settled = o["status"] in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED)
-            if settled and b_filled == int(o["filled_qty"]) and b_cancel == int(o["cancelled_qty"]):
-                continue
+            if (b_filled == int(o["filled_qty"]) and b_cancel == int(o["cancelled_qty"])
+                    and o["fills_missing_since"] is None
+                    and order_status(int(o["qty"]), b_filled, b_cancel, rejected) == o["status"]):
+                continue  # the broker and we agree: nothing to write
             await self._sync_one(int(o["order_id"]), b_filled, b_amount, b_cancel, rejected, stream_up, done)
 
     async def _modify_chains(self, conn: Conn, order_ids: list[int]) -> dict[int, list[str]]:
