@@ -21,6 +21,7 @@ ROLES = {
     "strategy": "sm_strategy",
     "execution": "sm_execution",
     "readonly": "sm_readonly",
+    "dashboard": "sm_dashboard",  # reads like sm_readonly; writes only its alert bookkeeping (0013)
 }
 
 # The simulator accepts any credentials; these are what ``sim`` mode uses when none are given.

@@ -15,16 +15,18 @@ import warnings
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from shared.db.migrate import MigrationError, migrate, set_role_passwords
 from shared.db.pool import connect
+from shared.logging import redact
 from shared.settings import Mode, Settings, SettingsError, load_settings
 from stock_manager import status as status_mod
 from stock_manager.supervisor import ChildSpec, Supervisor
 
 SERVICES = ("pricesync", "strategy", "execution")
-RUNNABLE = (*SERVICES, "kis-sim")
+RUNNABLE = (*SERVICES, "kis-sim", "dashboard")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=8800, help="kis-sim only")
     run.add_argument("--env", choices=["real", "paper"], default="real", help="kis-sim only")
 
-    st = sub.add_parser("status", help="one screen of health from the tables")
-    st.add_argument("--watch", action="store_true")
-    st.add_argument("--json", action="store_true")
+    st = sub.add_parser("status", help="one screen of health from the monitor views (as sm_readonly)")
+    st.add_argument("--watch", action="store_true", help="redraw every 2 s")
+    st.add_argument("--json", action="store_true", help="the snapshot the dashboard shows, as JSON")
 
     for name, text in (("halt", "stop new entries everywhere at once"), ("resume", "allow entries again"),
                        ("flatten", "sell every position now (trading state REDUCING until resumed)")):
@@ -94,7 +96,9 @@ def _run(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(args.host, args.port, args.env))
         return 0
-    if args.service == "pricesync":
+    if args.service == "dashboard":
+        from stock_manager.dashboard.main import main as svc_main
+    elif args.service == "pricesync":
         from services.pricesync.main import main as svc_main
     elif args.service == "strategy":
         from services.strategy.main import main as svc_main
@@ -127,10 +131,21 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
+def monitor_url(settings: Settings) -> str:
+    """Monitoring reads as sm_readonly (``Settings.role_url``; sslmode and the rest carry over)."""
+    settings.require_database()
+    return settings.role_url("readonly")
+
+
 async def _status(settings: Settings, *, watch: bool, as_json: bool) -> int:
-    url = settings.require_database()
+    url = monitor_url(settings)
     while True:
-        snap = await status_mod.snapshot(url)
+        try:
+            snap = await status_mod.snapshot(url)
+        except psycopg.OperationalError as e:
+            print(f"stock-manager: cannot read the monitor views as sm_readonly: {redact(_first_line(e))}",
+                  file=sys.stderr)
+            return 1
         if as_json:
             print(json.dumps(snap, default=str))
         else:
@@ -160,10 +175,17 @@ async def _set_state(settings: Settings, command: str, reason: str) -> int:
 
 
 async def _healthcheck(settings: Settings, service: str, max_age: float) -> int:
-    snap = await status_mod.snapshot(settings.require_database())
-    fresh = [b for b in snap["heartbeats"] if b["service"] == service and b["status"] in ("RUNNING", "DEGRADED")
-             and float(b["age_s"]) <= max_age]
-    return 0 if fresh else 1
+    try:
+        async with await connect(monitor_url(settings)) as conn:
+            cur = await conn.execute(status_mod.Q["healthcheck"], {"service": service, "max_age_s": max_age})
+            row = await cur.fetchone()
+    except psycopg.Error:
+        return 1
+    return 0 if row is not None and row["fresh"] else 1
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 # --- up -----------------------------------------------------------------------------------------
@@ -209,16 +231,19 @@ def child_specs(settings: Settings, database_url: str) -> list[ChildSpec]:
                                ready=lambda: _port_open(host, port)))
     host_name = socket.gethostname()
     # a stable instance id: a restarted service takes over its own heartbeat row
-    specs.extend(ChildSpec(s, [*exe, "run", s], {**env, "SM_INSTANCE_ID": f"{host_name}-{s}"}) for s in SERVICES)
+    specs.extend(ChildSpec(s, [*exe, "run", s], {**env, "SM_INSTANCE_ID": f"{host_name}-{s}"})
+                 for s in (*SERVICES, "dashboard"))
     return specs
 
 
 async def _supervise(settings: Settings, database_url: str, *, show_status: bool) -> int:
     sup = Supervisor(child_specs(settings, database_url), log_dir=settings.sm_data_dir / "logs")
+    print(f"stock-manager: dashboard at http://{settings.sm_dashboard_addr}/ (metrics at /metrics)", file=sys.stderr)
+    screen_url = monitor_url(settings.model_copy(update={"database_url": database_url}))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, sup.request_stop)
-    screen = asyncio.create_task(_draw(sup, database_url)) if show_status else None
+    screen = asyncio.create_task(_draw(sup, screen_url)) if show_status else None
     try:
         await sup.run()
     finally:

@@ -1,4 +1,8 @@
-"""What ``up`` shows while it runs and ``stock-manager status`` prints: health read from the tables."""
+"""``stock-manager status`` and the screen ``up`` draws: one terminal screen from the monitor views.
+
+The snapshot comes from ``stock_manager.monitor`` (the same one the dashboard shows); this module
+only lays it out.  It holds no settings and no credentials, so there is nothing secret to print.
+"""
 
 from __future__ import annotations
 
@@ -6,49 +10,144 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from shared.clock import KST
 from shared.db.pool import connect
 from shared.sql import load_queries
+from stock_manager import monitor
 
 Q = load_queries(Path(__file__).resolve().parent / "sql" / "status.sql")
-STALE_AFTER_S = 20.0
+MAX_ROWS = 8  # per table on the terminal screen; the dashboard shows more
 
 
 async def snapshot(conninfo: str) -> dict[str, Any]:
     async with await connect(conninfo) as conn:
-        beats = await (await conn.execute(Q["heartbeats"])).fetchall()
-        state = await (await conn.execute(Q["trading_state"])).fetchone()
-        counts = await (await conn.execute(Q["counts"])).fetchone()
-    return {"heartbeats": beats, "trading_state": state, "counts": counts}
+        return await monitor.snapshot(conn)
 
 
-def _ts(v: datetime | None) -> str:
-    return v.strftime("%H:%M:%S") if v is not None else "-"
+def _kst(v: str | None, fmt: str = "%H:%M:%S") -> str:
+    if not v:
+        return "-"
+    return datetime.fromisoformat(v).astimezone(KST).strftime(fmt)
+
+
+def _won(v: Any, sign: bool = True) -> str:
+    if v is None:
+        return "-"
+    return f"{float(v):+,.0f}" if sign else f"{float(v):,.0f}"
+
+
+def _age(v: Any) -> str:
+    if v is None:
+        return "-"
+    s = float(v)
+    if s < 120:
+        return f"{s:.1f}s"
+    if s < 7200:
+        return f"{s / 60:.0f}m"
+    return f"{s / 3600:.1f}h"
+
+
+def _price(v: Any) -> str:
+    return "-" if v is None else f"{float(v):,.0f}"
 
 
 def render(snap: dict[str, Any], children: list[dict[str, Any]] | None = None) -> str:
-    lines: list[str] = []
-    state = snap.get("trading_state") or {}
-    lines.append(f"trading state: {state.get('state', '?')}  ({state.get('reason') or ''})")
+    out: list[str] = []
+    st = snap.get("trading_state") or {}
+    out.append(f"stock-manager   market time {_kst(st.get('market_now'), '%Y-%m-%d %H:%M:%S')} KST   "
+               f"trade date {st.get('trade_date', '-')}")
+    out.append(f"trading state: {st.get('state', '?')}  ({st.get('reason') or ''})  "
+               f"since {_kst(st.get('changed_ts'))} by {st.get('changed_by') or '-'}")
     if children is not None:
-        lines.append("")
-        lines.append(f"{'process':<12} {'state':<16} {'pid':>7} {'restarts':>8} {'uptime':>8}")
-        for c in children:
-            lines.append(
-                f"{c['name']:<12} {c['state']:<16} {c['pid'] or '-':>7} {c['restarts']:>8} {c['uptime_s']:>7.0f}s"
-            )
-    lines.append("")
-    lines.append(f"{'service':<12} {'instance':<28} {'status':<9} {'beat age':>9} {'market time':>12}")
-    for b in snap.get("heartbeats", []):
-        age = float(b["age_s"])
-        flag = "" if age < STALE_AFTER_S or b["status"] == "STOPPED" else "  <- no heartbeat"
-        lines.append(
-            f"{b['service']:<12} {b['instance_id'][:28]:<28} {b['status']:<9} {age:>8.1f}s "
-            f"{_ts(b['market_ts']):>12}{flag}"
-        )
-    c = snap.get("counts") or {}
-    lines.append("")
-    lines.append(
-        f"open intents {c.get('open_intents', 0)}   open orders {c.get('open_orders', 0)}   "
-        f"positions {c.get('positions', 0)}   prices fresh/stale {c.get('fresh_prices', 0)}/{c.get('stale_prices', 0)}"
-    )
-    return "\n".join(lines)
+        out += ["", f"{'process':<12} {'state':<16} {'pid':>7} {'restarts':>8} {'uptime':>8}"]
+        out += [f"{c['name']:<12} {c['state']:<16} {c['pid'] or '-':>7} {c['restarts']:>8} {c['uptime_s']:>7.0f}s"
+                for c in children]
+    out += _services(snap)
+    out += _prices(snap)
+    out += _orders(snap)
+    out += _positions(snap)
+    out += _pnl(snap)
+    out += _corrections(snap)
+    return "\n".join(out)
+
+
+def _services(snap: dict[str, Any]) -> list[str]:
+    out = ["", f"{'service':<12} {'state':<8} {'alive':>5} {'beat age':>9} {'pid':>8} {'market time':>12}"]
+    for s in snap.get("services", []):
+        flag = "  <- no heartbeat" if s["state"] == "down" else ""
+        out.append(f"{s['service']:<12} {s['state']:<8} {s['alive_instances']:>2}/{s['instances']:<2} "
+                   f"{_age(s['beat_age_s']):>9} {s['newest_pid'] or '-':>8} {_kst(s['market_ts']):>12}{flag}")
+    if not snap.get("services"):
+        out.append("(no service has heartbeated yet)")
+    return out
+
+
+def _prices(snap: dict[str, Any]) -> list[str]:
+    p = snap.get("prices") or {}
+    connected = p.get("ws_connected")
+    ws = "-" if connected is None else "up" if connected else "down"
+    notices = "notices on" if p.get("notices_subscribed") else "notices off"
+    return ["", f"prices fresh/stale {p.get('fresh', 0)}/{p.get('stale', 0)} of {p.get('symbols', 0)} symbols   "
+                f"newest {_age(p.get('newest_age_s'))} ago, oldest {_age(p.get('oldest_age_s'))}   "
+                f"websocket {ws}, {notices}"]
+
+
+def _orders(snap: dict[str, Any]) -> list[str]:
+    oi, oo = snap.get("open_intents") or {}, snap.get("open_orders") or {}
+    out = ["", f"open intents {oi.get('count', 0)} (oldest {_age(oi.get('oldest_age_s'))})   "
+               f"open orders {oo.get('count', 0)} (oldest {_age(oo.get('oldest_age_s'))})"]
+    for o in (oo.get("rows") or [])[:MAX_ROWS]:
+        px = "MKT" if o["order_type"] == "MKT" else f"@{_price(o['limit_price'])}"
+        out.append(f"  order {o['order_id']:<6} {o['symbol']:<7} {o['side']:<4} {o['filled_qty']:>6}/{o['qty']:<6} "
+                   f"{px:<10} {o['status']:<14} {o['broker_order_no'] or '-':<10} age {_age(o['age_s'])}")
+    for i in (oi.get("rows") or [])[:MAX_ROWS]:
+        out.append(f"  intent {i['symbol']:<7} {i['side']:<4} {i['qty']:>6} {i['intent_type']:<12} {i['status']:<10} "
+                   f"age {_age(i['age_s'])}")
+    return out
+
+
+def _positions(snap: dict[str, Any]) -> list[str]:
+    rows = snap.get("positions") or []
+    out = ["", f"positions {len(rows)}"]
+    if rows:
+        out.append(f"  {'symbol':<7} {'qty':>7} {'avg':>10} {'price':>10} {'value':>13} {'unrealized':>11} "
+                   f"{'%':>7}  price")
+    for p in rows[:MAX_ROWS]:
+        fresh = "fresh" if p["price_fresh"] else "STALE"
+        pct = "-" if p["unrealized_pct"] is None else f"{float(p['unrealized_pct']):+.2f}"
+        out.append(f"  {p['symbol']:<7} {p['qty']:>7} {_price(p['avg_price']):>10} {_price(p['price']):>10} "
+                   f"{_won(p['market_value'], sign=False):>13} {_won(p['unrealized_net']):>11} {pct:>7}  {fresh}")
+    if len(rows) > MAX_ROWS:
+        out.append(f"  ... and {len(rows) - MAX_ROWS} more")
+    return out
+
+
+def _pnl(snap: dict[str, Any]) -> list[str]:
+    p = snap.get("pnl") or {}
+    lat = next((r for r in snap.get("latency", []) if r["window_name"] == "1h"), None)
+    out = ["", f"today's PnL ({p.get('trade_date', '-')}): total {_won(p.get('total'))}   "
+               f"realized {_won(p.get('realized'))} ({p.get('round_trips', 0)} trips, {p.get('wins', 0)}W/"
+               f"{p.get('losses', 0)}L)   unrealized {_won(p.get('unrealized_net'))} after est. costs",
+           f"  fills {p.get('fills', 0)}   bought {_won(p.get('buy_amount'), sign=False)}   sold "
+           f"{_won(p.get('sell_amount'), sign=False)}   fees {_won(p.get('fees'), sign=False)}   taxes "
+           f"{_won(p.get('taxes'), sign=False)}"]
+    if lat and lat["orders"]:
+        out.append(f"  intent -> broker ack (1h, {lat['submitted']} orders): p50 {_ms(lat['submit_p50_ms'])}  "
+                   f"p90 {_ms(lat['submit_p90_ms'])}  p99 {_ms(lat['submit_p99_ms'])}  max {_ms(lat['submit_max_ms'])}")
+    return out
+
+
+def _ms(v: Any) -> str:
+    return "-" if v is None else f"{float(v):.0f}ms"
+
+
+def _corrections(snap: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    conds = snap.get("conditions") or []
+    if conds:
+        out += ["", "ALERTS NOW"] + [f"  {c['kind']:<14} {c['message']}" for c in conds[:MAX_ROWS]]
+    rows = snap.get("corrections") or []
+    if rows:
+        out += ["", "recent reconciliation corrections"]
+        out += [f"  {_kst(r['market_ts'] or r['ts'])} {r['kind']:<20} {r['message'][:80]}" for r in rows[:5]]
+    return out

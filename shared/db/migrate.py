@@ -100,7 +100,7 @@ async def migrate(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
     return applied_now
 
 
-SERVICE_ROLES = ("sm_pricesync", "sm_strategy", "sm_execution", "sm_readonly")
+SERVICE_ROLES = ("sm_pricesync", "sm_strategy", "sm_execution", "sm_readonly", "sm_dashboard")
 
 
 async def set_role_passwords(conninfo: str, password: str) -> None:

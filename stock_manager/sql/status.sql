@@ -1,20 +1,5 @@
--- name: heartbeats
-SELECT service, instance_id, pid, status, beat_ts, market_ts,
-       extract(epoch FROM clock_timestamp() - beat_ts)::float8 AS age_s
-  FROM ops.heartbeats
- ORDER BY service, instance_id;
-
--- name: trading_state
-SELECT state, reason, changed_by, changed_ts FROM trade.trading_state WHERE id = 1;
-
--- name: counts
-SELECT (SELECT count(*) FROM trade.order_intents WHERE status IN ('NEW', 'PROCESSING')) AS open_intents,
-       (SELECT min(created_ts) FROM trade.order_intents WHERE status IN ('NEW', 'PROCESSING')) AS oldest_intent_ts,
-       (SELECT count(*) FROM trade.orders
-         WHERE status IN ('PENDING_SUBMIT', 'IN_DOUBT', 'SUBMITTED', 'PARTIAL')) AS open_orders,
-       (SELECT count(*) FROM trade.position_state WHERE qty > 0) AS positions,
-       (SELECT count(*) FROM market.freshness WHERE status = 'STALE') AS stale_prices,
-       (SELECT count(*) FROM market.freshness WHERE status = 'FRESH') AS fresh_prices;
+-- The CLI's own statements: the trading-state commands (as the owner, DATABASE_URL) and the
+-- docker healthcheck (as sm_readonly).  What `status` shows is in monitor.sql.
 
 -- name: set_trading_state
 UPDATE trade.trading_state
@@ -25,3 +10,9 @@ RETURNING state;
 -- name: insert_cli_event
 INSERT INTO ops.events (service, level, kind, message, data)
 VALUES ('cli', %(level)s, %(kind)s, %(message)s, %(data)s);
+
+-- name: healthcheck
+SELECT EXISTS (
+           SELECT 1 FROM monitor.service_instances
+            WHERE service = %(service)s AND status IN ('RUNNING', 'DEGRADED') AND beat_age_s <= %(max_age_s)s
+       ) AS fresh;

@@ -79,7 +79,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIS_", "SM_", "DATABASE_URL"))}
     env.update(KIS_REST_URL=f"http://127.0.0.1:{port}", KIS_WS_URL=f"ws://127.0.0.1:{port}",
-               SM_HEARTBEAT_S="1", **extra)
+               SM_HEARTBEAT_S="1", SM_DASHBOARD_ADDR=f"127.0.0.1:{_free_port()}", **extra)
     return env
 
 

@@ -10,6 +10,7 @@ import yaml
 
 from shared.settings import Settings
 from stock_manager.cli import build_parser
+from stock_manager.dashboard.config import DashboardConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +22,7 @@ def compose() -> dict[str, Any]:
 
 
 def test_the_services_of_the_design_card(compose: dict[str, Any]) -> None:
-    assert set(compose) == {"postgres", "migrate", "pricesync", "strategy", "execution", "kis-sim"}
+    assert set(compose) == {"postgres", "migrate", "pricesync", "strategy", "execution", "kis-sim", "dashboard"}
 
 
 def test_every_command_is_a_valid_cli_invocation(compose: dict[str, Any]) -> None:
@@ -35,12 +36,13 @@ def test_every_command_is_a_valid_cli_invocation(compose: dict[str, Any]) -> Non
             runs[name] = args.service
         else:
             assert (name, args.command) == ("migrate", "migrate")
-    assert runs == {"pricesync": "pricesync", "strategy": "strategy", "execution": "execution", "kis-sim": "kis-sim"}
+    assert runs == {"pricesync": "pricesync", "strategy": "strategy", "execution": "execution", "kis-sim": "kis-sim",
+                    "dashboard": "dashboard"}
 
 
 def test_long_running_services_restart_and_have_healthchecks(compose: dict[str, Any]) -> None:
     parser = build_parser()
-    for name in ("postgres", "pricesync", "strategy", "execution", "kis-sim"):
+    for name in ("postgres", "pricesync", "strategy", "execution", "kis-sim", "dashboard"):
         svc = compose[name]
         assert svc["restart"] == "unless-stopped", name
         assert svc["healthcheck"]["test"], name
@@ -52,12 +54,20 @@ def test_long_running_services_restart_and_have_healthchecks(compose: dict[str, 
 
 
 def test_services_wait_for_migrations_and_use_only_known_settings(compose: dict[str, Any]) -> None:
-    known = {k.upper() for k in Settings.model_fields}
-    for name in ("pricesync", "strategy", "execution"):
+    known = {k.upper() for k in (*Settings.model_fields, *DashboardConfig.model_fields)}
+    for name in ("pricesync", "strategy", "execution", "dashboard"):
         svc = compose[name]
         assert svc["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert set(svc["environment"]) <= known, name
     assert compose["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_the_dashboard_listens_on_loopback_8080_and_checks_its_health(compose: dict[str, Any]) -> None:
+    svc = compose["dashboard"]
+    assert svc["environment"]["SM_DASHBOARD_ADDR"] == "0.0.0.0:8080"
+    assert svc["ports"] == ["127.0.0.1:8080:8080"]
+    assert "http://127.0.0.1:8080/healthz" in " ".join(svc["healthcheck"]["test"])
+    assert svc["environment"]["DATABASE_URL"] == compose["execution"]["environment"]["DATABASE_URL"]
 
 
 def test_the_image_runs_the_cli() -> None:

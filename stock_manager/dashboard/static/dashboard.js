@@ -1,0 +1,208 @@
+// Polls /api/snapshot every 2 s and redraws.  Data only ever enters the page as textContent or SVG
+// attributes, never as HTML, so nothing in a table row or event message can run as script.
+"use strict";
+
+const POLL_MS = 2000;
+const SVG = "http://www.w3.org/2000/svg";
+const KST_MS = 9 * 3600 * 1000;
+
+const $ = (id) => document.getElementById(id);
+const won = (v, sign = true) => v == null ? "-" :
+  (sign && v > 0 ? "+" : "") + Math.round(v).toLocaleString("en-US");
+const price = (v) => v == null ? "-" : Number(v).toLocaleString("en-US", {maximumFractionDigits: 2});
+const cls = (v) => v > 0 ? "pos" : v < 0 ? "neg" : "";
+const age = (s) => s == null ? "-" : s < 120 ? s.toFixed(1) + "s" : s < 7200 ? (s / 60).toFixed(0) + "m" :
+  (s / 3600).toFixed(1) + "h";
+const kstTime = (iso) => iso ? new Date(Date.parse(iso) + KST_MS).toISOString().slice(11, 19) : "-";
+
+function el(tag, text, className) {
+  const e = document.createElement(tag);
+  if (text != null) e.textContent = String(text);
+  if (className) e.className = className;
+  return e;
+}
+
+function row(cells) {
+  const tr = document.createElement("tr");
+  for (const c of cells) {
+    const [text, className] = Array.isArray(c) ? c : [c, ""];
+    tr.appendChild(el("td", text, className));
+  }
+  return tr;
+}
+
+function fill(tbody, rows, empty, span) {
+  tbody.replaceChildren(...rows);
+  if (!rows.length) {
+    const td = el("td", empty, "muted");
+    td.colSpan = span;
+    const tr = document.createElement("tr");
+    tr.appendChild(td);
+    tbody.appendChild(tr);
+  }
+}
+
+function renderHeader(s) {
+  const st = s.trading_state || {};
+  $("mode").textContent = s.mode || "-";
+  const badge = $("trading-state");
+  badge.textContent = st.state || "?";
+  badge.className = "badge state " + (st.state || "");
+  $("trading-reason").textContent = st.reason || "";
+  $("clock").textContent = "market time " + kstTime(st.market_now) + " KST";
+  const banner = $("alerts-now");
+  const conds = s.conditions || [];
+  banner.hidden = !conds.length;
+  banner.replaceChildren(...conds.map((c) => el("div", c.kind + ": " + c.message)));
+}
+
+function renderServices(s) {
+  fill($("services-body"), (s.services || []).map((x) => row([
+    x.service, [x.state, x.state === "alive" ? "alive" : x.state === "down" ? "down" : "muted"],
+    x.alive_instances + "/" + x.instances, [age(x.beat_age_s), "num"], x.newest_pid ?? "-",
+  ])), "no heartbeats yet", 5);
+  const p = s.prices || {};
+  $("prices-line").textContent = "prices: " + (p.fresh ?? 0) + " fresh / " + (p.stale ?? 0) + " stale of " +
+    (p.symbols ?? 0) + " symbols · newest " + age(p.newest_age_s) + " ago · websocket " +
+    (p.ws_connected == null ? "-" : p.ws_connected ? "up" : "down");
+  const lat = (s.latency || []).find((r) => r.window_name === "1h");
+  $("latency-line").textContent = lat && lat.orders ?
+    "intent → broker ack (1h, " + lat.submitted + " orders): p50 " + Math.round(lat.submit_p50_ms ?? 0) +
+    " ms · p90 " + Math.round(lat.submit_p90_ms ?? 0) + " ms · p99 " + Math.round(lat.submit_p99_ms ?? 0) + " ms" :
+    "intent → broker ack: no orders in the last hour";
+}
+
+function renderPositions(s) {
+  const rows = (s.positions || []).map((p) => {
+    const tr = row([
+      p.symbol, p.name || "", [p.qty.toLocaleString("en-US"), "num"], [price(p.avg_price), "num"],
+      [price(p.price), "num"], [won(p.market_value, false), "num"],
+      [won(p.unrealized_net), "num " + cls(p.unrealized_net)],
+      [p.unrealized_pct == null ? "-" : p.unrealized_pct.toFixed(2), "num " + cls(p.unrealized_pct)],
+      [p.price_fresh ? "fresh" : "STALE", p.price_fresh ? "alive" : "stale"],
+    ]);
+    tr.className = "position-row";
+    tr.dataset.symbol = p.symbol;
+    return tr;
+  });
+  $("positions-count").textContent = "(" + rows.length + ")";
+  fill($("positions-body"), rows, "no open positions", 9);
+}
+
+function renderOrders(s) {
+  const oo = s.open_orders || {};
+  const rows = (oo.rows || []).map((o) => row([
+    o.order_id, o.symbol, [o.side, o.side === "BUY" ? "pos" : "neg"], [o.filled_qty + "/" + o.qty, "num"],
+    [o.order_type === "MKT" ? "MKT" : price(o.limit_price), "num"], o.status, [age(o.age_s), "num"],
+  ]));
+  $("orders-count").textContent = "(" + (oo.count ?? 0) + ")";
+  fill($("orders-body"), rows, "no open orders", 7);
+  const oi = s.open_intents || {};
+  $("intents-line").textContent = "open intents: " + (oi.count ?? 0) +
+    (oi.count ? " · oldest " + age(oi.oldest_age_s) : "");
+}
+
+function renderList(ul, items, empty) {
+  ul.replaceChildren(...items.map((e) => {
+    const li = el("li", null, e.level || "");
+    li.appendChild(el("span", kstTime(e.market_ts || e.ts) + " ", "muted"));
+    li.appendChild(el("b", e.kind + " "));
+    li.appendChild(el("span", (e.service ? "(" + e.service + ") " : "") + (e.message || "")));
+    return li;
+  }));
+  if (!items.length) ul.appendChild(el("li", empty, "muted"));
+}
+
+function renderPnl(s) {
+  const p = s.pnl || {};
+  $("trade-date").textContent = p.trade_date || "";
+  const total = $("pnl-total");
+  total.textContent = won(p.total);
+  total.className = "big " + cls(p.total);
+  $("pnl-realized").textContent = won(p.realized);
+  $("pnl-realized").className = cls(p.realized);
+  $("pnl-unrealized").textContent = won(p.unrealized_net);
+  $("pnl-unrealized").className = cls(p.unrealized_net);
+  $("pnl-trips").textContent = (p.round_trips ?? 0) + " (" + (p.wins ?? 0) + "W / " + (p.losses ?? 0) + "L)";
+  $("pnl-fills").textContent = p.fills ?? 0;
+  $("pnl-costs").textContent = won((p.fees || 0) + (p.taxes || 0), false);
+  drawChart($("pnl-chart"), s.pnl_series || [], p, (s.trading_state || {}).market_now);
+}
+
+function svg(tag, attrs, text) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  if (text != null) e.textContent = String(text);
+  return e;
+}
+
+// Minutes since KST midnight of a timestamp.
+const kstMinutes = (iso) => ((Date.parse(iso) + KST_MS) % 86400000) / 60000;
+
+function drawChart(chart, series, pnl, marketNow) {
+  const W = 900, H = 220, L = 64, R = 12, T = 12, B = 24;
+  const pts = series.map((f) => ({x: kstMinutes(f.ts), y: f.cum_realized, side: f.side}));
+  const nowX = marketNow ? kstMinutes(marketNow) : null;
+  const endY = (pnl.realized ?? 0) + (pnl.unrealized_net ?? 0);
+  let x0 = 9 * 60, x1 = 15 * 60 + 30;  // the regular session, widened to whatever happened outside it
+  for (const p of pts) { x0 = Math.min(x0, p.x); x1 = Math.max(x1, p.x); }
+  if (nowX != null && nowX >= x0 - 60) x1 = Math.max(x1, Math.min(nowX, 24 * 60));
+  const ys = [0, endY, ...pts.map((p) => p.y)];
+  let y0 = Math.min(...ys), y1 = Math.max(...ys);
+  if (y1 - y0 < 1) { y0 -= 1000; y1 += 1000; }
+  const pad = (y1 - y0) * 0.1; y0 -= pad; y1 += pad;
+  const sx = (x) => L + (x - x0) / (x1 - x0) * (W - L - R);
+  const sy = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
+
+  const parts = [];
+  for (let h = Math.ceil(x0 / 60) * 60; h <= x1; h += 60) {
+    parts.push(svg("line", {class: "grid", x1: sx(h), x2: sx(h), y1: T, y2: H - B}));
+    parts.push(svg("text", {class: "axis", x: sx(h), y: H - 6, "text-anchor": "middle"},
+      String(Math.floor(h / 60)).padStart(2, "0") + ":00"));
+  }
+  for (const v of [y0 + pad, y1 - pad]) {  // the extremes, unless they would sit on the zero label
+    if (Math.abs(sy(v) - sy(0)) < 14) continue;
+    parts.push(svg("text", {class: "axis", x: L - 6, y: sy(v) + 4, "text-anchor": "end"}, won(v)));
+  }
+  parts.push(svg("line", {class: "zero", x1: L, x2: W - R, y1: sy(0), y2: sy(0)}));
+  parts.push(svg("text", {class: "axis", x: L - 6, y: sy(0) + 4, "text-anchor": "end"}, "0"));
+
+  // realized PnL steps at each fill, then a dashed line to realized + unrealized now
+  let d = "M" + sx(x0) + "," + sy(0);
+  let last = 0;
+  for (const p of pts) { d += " H" + sx(p.x) + " V" + sy(p.y); last = p.y; }
+  const endX = nowX != null ? Math.min(Math.max(nowX, pts.length ? pts[pts.length - 1].x : x0), x1) : x1;
+  d += " H" + sx(endX);
+  parts.push(svg("path", {class: "series", d: d, "data-points": pts.length}));
+  parts.push(svg("path", {class: "now", d: "M" + sx(endX) + "," + sy(last) + " V" + sy(endY)}));
+  for (const p of pts) {
+    parts.push(svg("circle", {class: p.side === "BUY" ? "buy" : "sell", cx: sx(p.x), cy: sy(p.y), r: 3.5}));
+  }
+  chart.replaceChildren(...parts);
+  chart.dataset.points = String(pts.length);
+}
+
+async function refresh() {
+  const conn = $("conn");
+  try {
+    const resp = await fetch("/api/snapshot", {cache: "no-store"});
+    if (!resp.ok) throw new Error("HTTP " + resp.status);
+    const s = await resp.json();
+    renderHeader(s);
+    renderPnl(s);
+    renderServices(s);
+    renderPositions(s);
+    renderOrders(s);
+    renderList($("corrections"), s.corrections || [], "none");
+    renderList($("events"), s.events || [], "no events yet");
+    conn.textContent = "updated " + kstTime(s.generated_ts);
+    conn.className = "badge ok";
+    document.body.dataset.loaded = "1";
+  } catch (e) {
+    conn.textContent = "disconnected";
+    conn.className = "badge bad";
+  }
+}
+
+refresh();
+setInterval(refresh, POLL_MS);
