@@ -9,4 +9,4 @@ echo "== mypy --strict"; mypy
 echo "== import boundaries"; lint-imports
 echo "== pytest"
 rm -f .coverage .coverage.*
-pytest -q --cov --cov-report=term --cov-fail-under=80 "$@"
+pytest -q --durations=12 --cov --cov-report=term --cov-fail-under=80 "$@"
