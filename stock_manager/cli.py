@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=text)
         c.add_argument("--reason", default=f"operator {name}")
 
+    soak = sub.add_parser("soak", help="the whole stack under faults and SIGKILLs, then every invariant checked",
+                          add_help=False)
+    soak.add_argument("soak_args", nargs=argparse.REMAINDER)
+
     hc = sub.add_parser("healthcheck", help="exit 0 if SERVICE has a fresh heartbeat (docker healthcheck)")
     hc.add_argument("service", choices=SERVICES)
     hc.add_argument("--max-age", type=float, default=30.0)
@@ -69,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "up":
             return _up(args)
+        if args.command == "soak":
+            from stock_manager.soak import main as soak_main
+
+            return soak_main(args.soak_args)
         settings = load_settings()
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
