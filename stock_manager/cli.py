@@ -55,9 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=text)
         c.add_argument("--reason", default=f"operator {name}")
 
-    soak = sub.add_parser("soak", help="the whole stack under faults and SIGKILLs, then every invariant checked",
-                          add_help=False)
-    soak.add_argument("soak_args", nargs=argparse.REMAINDER)
+    # its options are its own (python -m stock_manager.soak --help); main() hands them over whole
+    sub.add_parser("soak", help="the whole stack under faults and SIGKILLs, then every invariant checked")
 
     hc = sub.add_parser("healthcheck", help="exit 0 if SERVICE has a fresh heartbeat (docker healthcheck)")
     hc.add_argument("service", choices=SERVICES)
@@ -66,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["soak"]:
+        from stock_manager.soak import main as soak_main
+
+        return soak_main(argv[1:])
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     try:
@@ -73,10 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "up":
             return _up(args)
-        if args.command == "soak":
-            from stock_manager.soak import main as soak_main
 
-            return soak_main(args.soak_args)
         settings = load_settings()
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
