@@ -86,13 +86,13 @@ def latency(stack: Stack, n: int) -> list[float]:
     return out
 
 
-def throughput(stack: Stack, n: int) -> tuple[float, float]:
+def throughput(stack: Stack, n: int, processes: int = 1) -> tuple[float, float]:
     server, name, sim, logs = stack
     acct = _account()
     sim.faults(rate_limit_per_s=0)
-    ex = ServiceProcess("execution", service_env(server.url(name), sim, **acct, SM_EXEC_RECONCILE_S="60",
-                                                 KIS_RATE_LIMIT_PER_S="0"),
-                        logs).start()
+    procs = [ServiceProcess("execution", service_env(server.url(name), sim, **acct, SM_EXEC_RECONCILE_S="60",
+                                                     KIS_RATE_LIMIT_PER_S="0"), logs).start()
+             for _ in range(processes)]
     code, close = _cheap_symbol()
     try:
         time.sleep(4)
@@ -108,7 +108,8 @@ def throughput(stack: Stack, n: int) -> tuple[float, float]:
         elapsed = time.perf_counter() - t0
         done = _count(server.url(name), "SUBMITTED") - before
     finally:
-        ex.stop()
+        for ex in procs:
+            ex.stop()
     walls = [o["received_wall"] for o in sim.orders() if o["account"] == acct["KIS_ACCOUNT"]]
     sim_rate = (len(walls) - 1) / (max(walls) - min(walls)) if len(walls) > 1 else 0.0
     return done / elapsed, sim_rate
@@ -156,6 +157,7 @@ def main() -> None:
         try:
             lat = latency(stack, args.latency_n)
             tp, sim_rate = throughput(stack, args.throughput_n)
+            tp2, sim_rate2 = throughput(stack, args.throughput_n, processes=2)
             rps, limited, total = budget(stack, args.budget_s, 20)
         finally:
             sim.stop()
@@ -167,6 +169,8 @@ def main() -> None:
         (f"sustained intents/s, limit off ({args.throughput_n} intents)",
          f"{tp:.0f}/s recorded ({sim_rate:.0f}/s arriving at the broker)",
          "PASS >= 500/s" if tp >= 500 else "FAIL (>= 500/s)"),
+        ("  the same with two Execution processes", f"{tp2:.0f}/s recorded ({sim_rate2:.0f}/s at the broker)",
+         "PASS >= 500/s" if tp2 >= 500 else "FAIL (>= 500/s)"),
         ("real limit 20/s: requests/s used", f"{rps:.2f}/s = {rps / 20:.1%} of budget ({total} requests)",
          "PASS >= 95%" if rps / 20 >= 0.95 else "FAIL (>= 95%)"),
         ("real limit 20/s: EGW00201 answers", str(limited), "PASS (0)" if limited == 0 else "FAIL (0)"),

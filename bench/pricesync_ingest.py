@@ -48,13 +48,13 @@ from loguru import logger  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from services.pricesync import runtime  # noqa: E402
 from services.pricesync.feed import WsFeed  # noqa: E402
 from services.pricesync.freshness import FreshnessRules, WsHealth  # noqa: E402
 from services.pricesync.ingest import Ingest, IngestConfig, trade_dates_ahead  # noqa: E402
 from services.pricesync.metrics import LatencyHistogram  # noqa: E402
 from services.pricesync.relay import NoticeRelay  # noqa: E402
 from services.pricesync.report import Reporter  # noqa: E402
+from shared import runtime  # noqa: E402
 from shared.clock import KST, ScaledClock  # noqa: E402
 from shared.db.migrate import migrate  # noqa: E402
 from shared.db.pool import open_pool  # noqa: E402
@@ -315,7 +315,7 @@ async def measure(args: argparse.Namespace, role_url: str, scratch: str) -> dict
         else:
             producer = asyncio.create_task(produce_direct(ws, args.rate, args.per_frame, args.symbols, args.seconds))
         if not args.default_gc:
-            runtime.tune_gc()  # as PriceSync.start does
+            runtime.tune_gc()  # as every service does after start-up
         # warm-up excluded from the rate: count ticks written between warm-up and the end
         await asyncio.sleep(args.warmup)
         ingest.metrics.latency.reset()
@@ -486,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dsn", default="host=127.0.0.1 port=5432 user=postgres dbname=postgres")
     parser.add_argument("--default-gc", action="store_true", help="leave the garbage collector as Python sets it")
     parser.add_argument("--uvloop", action=argparse.BooleanOptionalAction, default=None,
-                        help="run on uvloop (default: as PriceSync does, see SM_PRICESYNC_UVLOOP)")
+                        help="run on uvloop (default: as PriceSync does, see SM_UVLOOP)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -28,6 +28,7 @@ from shared.db.listen import Listener
 from shared.db.pool import Pool, open_pool
 from shared.heartbeat import Heartbeat
 from shared.logging import redact, setup_logging
+from shared.runtime import install_uvloop, tune_gc
 from shared.settings import Mode, Settings, SettingsError, load_settings
 
 
@@ -66,6 +67,7 @@ def run_service(name: str, body: ServiceBody, *, pool_size: int = 8) -> int:
     instance = instance_id_for(name)
     setup_logging(name, instance, level=settings.sm_log_level, json=settings.sm_log_json,
                   secrets=settings.secret_values())
+    install_uvloop()
     try:
         asyncio.run(_main(name, instance, settings, body, pool_size))
     except SettingsError as e:
@@ -106,6 +108,7 @@ async def _main(name: str, instance: str, settings: Settings, body: ServiceBody,
         logger.info("{} started (pid {}, mode {})", name, os.getpid(), settings.sm_mode.value)
         hb.status = "RUNNING"
         await listener.start()
+        tune_gc()  # start-up is done: what exists now lives long
         work: asyncio.Task[None] = asyncio.ensure_future(body(ctx))
         stop_wait = asyncio.create_task(stopping.wait())
         done, _ = await asyncio.wait({work, stop_wait}, return_when=asyncio.FIRST_COMPLETED)

@@ -35,7 +35,6 @@ from shared.kis.models import Quote
 from shared.kis.ws import Subscription
 from shared.settings import Mode
 
-from . import runtime
 from .config import PriceSyncConfig
 from .feed import WsClient, WsFeed
 from .ingest import Ingest, trade_dates_ahead
@@ -133,8 +132,6 @@ class PriceSync:
         self.desired = frozenset({self.notice_sub})
         self.deps.ws.replace(self.desired)
         self.deps.ws.start()
-        if self.cfg.tune_gc:
-            runtime.tune_gc()
 
     async def _load_master(self) -> None:
         deps = self.deps

@@ -62,8 +62,6 @@ class PriceSyncConfig(BaseSettings):
     ws_silence_wall_s: float = Field(default=45.0, gt=0)
 
     status_interval_s: float = Field(default=1.0, gt=0)
-    # fewer, shorter garbage collections on the hot path (runtime.py)
-    tune_gc: bool = True
 
     @model_validator(mode="after")
     def _room_for_trades(self) -> PriceSyncConfig:

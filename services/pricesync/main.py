@@ -8,7 +8,6 @@ from shared.service import ServiceContext, run_service
 
 from .app import Deps, PriceSync
 from .config import load_config
-from .runtime import install_uvloop
 
 
 async def body(ctx: ServiceContext) -> None:
@@ -49,5 +48,4 @@ async def _most_active(broker: Broker) -> list[str]:
 
 
 def main() -> int:
-    install_uvloop()
     return run_service("pricesync", body)

@@ -101,7 +101,7 @@ async def test_without_a_master_watched_symbols_are_learnt_from_quotes(db: TestD
 
     deps = Deps(pool=pool, clock=ScaledClock(T0), conninfo=db.url("pricesync"), rest=rest, ws=ws, env=KisEnv.PAPER,
                 mode=Mode.SIM, rest_url=f"http://127.0.0.1:{closed_port()}", rate_limit=20, emit=emit, info={})
-    cfg = PriceSyncConfig(_env_file=None, sweep_per_s=0, tune_gc=False)
+    cfg = PriceSyncConfig(_env_file=None, sweep_per_s=0)
     app = PriceSync(deps, cfg)
     tasks: list[asyncio.Task[Any]] = []
     try:

@@ -155,7 +155,6 @@ async def system(pg_server: PgServer, template_db: str) -> AsyncIterator[System]
         cfg = PriceSyncConfig(
             _env_file=None,
             plan_interval_s=0.5, min_hold_s=5.0, sweep_per_s=1.0, status_interval_s=0.5,
-            tune_gc=False,  # process-wide: not in a test runner
         )
         app = PriceSync(deps, cfg)
         system = System(db, sim, base_url, app, broker, pool, watch)

@@ -1,9 +1,8 @@
-"""Process-level tuning for PriceSync's hot path: the event loop and the garbage collector.
+"""Process-level tuning for every service: the event loop and the garbage collector.
 
-At 20,000 prints a second the asyncio machinery itself (socket reads, callbacks, queue hand-offs)
-is a noticeable share of a core; uvloop (it comes with ``uvicorn[standard]``) takes about a tenth
-off the process's CPU in ``bench/pricesync_ingest.py``.  ``SM_PRICESYNC_UVLOOP=0`` keeps the
-standard loop.
+At 20,000 prints a second (PriceSync) or hundreds of orders a second (Execution) the asyncio
+machinery itself is a noticeable share of a core; uvloop (it comes with ``uvicorn[standard]``)
+takes about a tenth off.  ``SM_UVLOOP=0`` keeps the standard loop.
 
 Every print allocates a handful of short-lived objects that reference counting frees at once.
 With the default thresholds the cyclic collector still runs hundreds of times a minute, and when
@@ -23,7 +22,7 @@ GC_GEN0 = 50_000
 
 
 def uvloop_wanted() -> bool:
-    return os.environ.get("SM_PRICESYNC_UVLOOP", "1").strip().lower() not in ("0", "false", "no", "off")
+    return os.environ.get("SM_UVLOOP", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def install_uvloop() -> bool:
