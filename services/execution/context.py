@@ -22,9 +22,8 @@ SERVICE = "execution"
 class ExecutionConfig:
     poll_s: float = 1.0  # the intent monitor's guarantee; NOTIFY makes it immediate
     batch: int = 64
-    # orders in flight at once: more than the HTTP pool's connections only queues them in httpcore,
-    # whose matching of waiting requests to connections costs CPU per request and connection
-    concurrency: int = 8
+    # orders in flight at once, from claim to recorded ack (so it covers the ack's group commit too)
+    concurrency: int = 32
     send_deadline_s: float = 5.0  # never send an order written ahead longer ago than this
     in_doubt_grace_s: float = 5.0  # let a timed-out request settle before asking the broker
     stale_pending_s: float = 30.0
