@@ -51,6 +51,7 @@ from shared.market_rules import Market, price_limits
 from stock_manager.supervisor import ChildSpec, Supervisor
 
 SERVICES = ("pricesync", "strategy", "execution")
+LOCK_TTL_S = 8
 FAULTS = {"http_500_rate": 0.02, "egw00201_rate": 0.02, "timeout_rate": 0.01, "lost_response_rate": 0.02,
           "ws_drop_every_s": 40, "duplicate_notice_rate": 0.05}
 NO_FAULTS = {"http_500_rate": 0, "egw00201_rate": 0, "timeout_rate": 0, "lost_response_rate": 0,
@@ -137,7 +138,9 @@ class Soak:
             "SM_EXEC_RECONCILE_S": "3", "SM_EXEC_RECONCILE_FAST_S": "2", "SM_EXEC_STALE_PENDING_S": "5",
             "SM_EXEC_OWNER_DEAD_AFTER_S": "4", "SM_EXEC_IN_DOUBT_GRACE_S": "2", "SM_EXEC_LEASE_TTL_S": "5",
             "SM_EXEC_MISSING_FILL_GRACE_S": "4", "SM_STRATEGY_WORKERS": str(self.workers),
-            "SM_STRATEGY_LOCK_TTL_S": "8", "SM_STRATEGY_WORKER_TTL_S": "8", "SM_STRATEGY_HEARTBEAT_S": "1",
+            # a dead worker is reaped (EXIT) before its lock can expire and be taken over
+            "SM_STRATEGY_LOCK_TTL_S": str(LOCK_TTL_S), "SM_STRATEGY_WORKER_TTL_S": "5",
+            "SM_STRATEGY_HEARTBEAT_S": "1",
             "SM_STRATEGY_INTENT_TIMEOUT_S": "20", "PYTHONUNBUFFERED": "1",
         }
 
@@ -219,11 +222,17 @@ class Soak:
         return datetime.fromisoformat(body.get("now") or body.get("at"))
 
     async def _watch_locks(self) -> None:
-        """No symbol is ever held by two workers: one lock per symbol, and HOLD workers agree."""
+        """No symbol is ever held by two live workers.
+
+        A SIGKILLed worker's row says HOLD until the reaper marks it EXIT, but a dead process holds
+        nothing: its lock expires after the TTL and only then may another worker take the symbol
+        over.  So "live" is a heartbeat within the lock TTL, the same test the lock itself applies.
+        """
         async with await psycopg.AsyncConnection.connect(self.url, row_factory=dict_row) as conn:
             rows = await (await conn.execute(
                 "SELECT current_symbol, count(*) AS n FROM trade.workers WHERE status = 'HOLD'"
-                " GROUP BY current_symbol HAVING count(*) > 1")).fetchall()
+                " AND heartbeat_ts > clock_timestamp() - make_interval(secs => %s)"
+                " GROUP BY current_symbol HAVING count(*) > 1", (LOCK_TTL_S,))).fetchall()
         self.double_holds += [r["current_symbol"] for r in rows]
 
     async def _settle(self, within: float = 180) -> None:
