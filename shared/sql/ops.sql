@@ -16,10 +16,3 @@ INSERT INTO ops.events (service, level, kind, message, symbol, intent_id, worker
 VALUES (%(service)s, %(level)s, %(kind)s, %(message)s, %(symbol)s, %(intent_id)s, %(worker_id)s,
         %(market_ts)s, %(data)s)
 RETURNING event_id;
-
--- name: heartbeats
-SELECT service, instance_id, pid, host, status, started_ts, beat_ts, market_ts, info,
-       extract(epoch FROM clock_timestamp() - beat_ts) AS age_s
-  FROM ops.heartbeats
- ORDER BY service, instance_id;
-

@@ -182,9 +182,6 @@ ON CONFLICT (symbol, source) DO UPDATE
        checked_ts = EXCLUDED.checked_ts,
        updated_ts = EXCLUDED.updated_ts;
 
--- name: load_freshness
-SELECT symbol, source, last_ts, received_ts, status FROM market.freshness;
-
 -- name: stale_all_at_start
 -- A new PriceSync vouches for nothing it has not seen itself.
 UPDATE market.freshness

@@ -145,10 +145,6 @@ SELECT symbol, pnl, fees, taxes, exit_reason, forced, partial_orders, entry_slip
   FROM trade.round_trips WHERE trade_date = %(trade_date)s
  ORDER BY exit_ts, trip_id;
 
--- name: trip_of
-SELECT trip_id, symbol, pnl, exit_reason, forced, avg_entry_price, avg_exit_price, qty, fees, taxes, exit_ts
-  FROM trade.round_trips WHERE symbol = %(symbol)s AND first_fill_id = %(first_fill_id)s;
-
 -- name: unfilled_on_date
 SELECT symbol, data FROM ops.events
  WHERE service = 'strategy' AND kind = 'LiquidationIncomplete'
