@@ -82,6 +82,7 @@ class Submitter:
             if not rows:
                 return 0
             now = ex.clock.now()
+            budget_open = True
             for r in rows:
                 intent = Intent(str(r["intent_id"]), r["action_key"], r["symbol"], r["side"], r["intent_type"],
                                 int(r["qty"]), r["order_type"], r["limit_price"])
@@ -89,9 +90,12 @@ class Submitter:
                 reason = validate(intent, info, r["trading_state"], self.funds.snapshot(), ex.cfg.commission_rate)
                 if reason is None:
                     self.funds.reserve(intent, info)
-                    if await ex.broker.limiter.try_slot(Priority.ORDER):
-                        paid.append(intent)  # the budget has room now: write ahead in this transaction
+                    # the budget has room now: write ahead in this transaction.  Once it has none,
+                    # stop asking: each try is a round trip that would delay the paid sends
+                    if budget_open and await ex.broker.limiter.try_slot(Priority.ORDER):
+                        paid.append(intent)
                     else:
+                        budget_open = False
                         valid.append(intent)
                     continue
                 await conn.execute(Q["finish_intent"], {"intent_id": intent.intent_id,

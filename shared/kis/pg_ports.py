@@ -107,11 +107,18 @@ class PgTokenStore:
 class PgRateLimiter:
     """At most ``limit`` requests per second for one app key, across all processes.
 
-    Grants are spaced one emission interval apart (``window_s / limit``), a little longer than
-    KIS's second divided by the limit, so that differences in delay between requests cannot push
-    the broker's own count over the limit.  A lower priority is granted only when the schedule has
-    been idle for part of an interval (``DEFAULT_RESERVE``), which caps its share of the budget and
-    leaves orders room even while polling runs flat out.
+    A GCRA schedule in one row: grants are spaced one emission interval apart
+    (``window_s / limit``), a little longer than KIS's second divided by the limit, so that
+    differences in delay between requests cannot push the broker's own count over the limit.  A
+    grant that comes up to ``tolerance_s`` after its slot keeps the slot's place in the schedule,
+    so the time a waiter takes to wake up and reach the database is not lost from the budget; any
+    ``limit + 1`` consecutive grants still span at least ``window_s - tolerance_s`` (1.02 s by
+    default), which leaves 20 ms for differences in network delay.
+
+    A lower priority is granted only when the schedule has been idle for part of an interval
+    (``DEFAULT_RESERVE``), which caps its share of the budget and leaves orders room even while
+    polling runs flat out.  In one process only one task per priority waits on the database at a
+    time; the others queue behind it in order, instead of all waking for every slot.
     """
 
     def __init__(
@@ -121,51 +128,61 @@ class PgRateLimiter:
         limit: float,
         *,
         window_s: float = 1.03,
+        tolerance_s: float = 0.010,
         reserve: dict[Priority, float] | None = None,
     ) -> None:
         if limit <= 0:
             raise ValueError("limit must be positive")
+        if not 0 <= tolerance_s < window_s - 1.0:
+            raise ValueError("tolerance_s must leave the schedule's window above one second")
         self._pool = pool
         self._key_id = key_id
         self._interval = window_s / limit
+        self._tolerance = tolerance_s
         shares = reserve or DEFAULT_RESERVE
         # a share s of the budget: one grant per interval / (1 - s), i.e. a gap of interval * s / (1 - s)
         self._gap = {p: self._interval * shares.get(p, 0.0) / max(1e-9, 1 - shares.get(p, 0.0)) for p in Priority}
+        self._turn = {p: asyncio.Lock() for p in Priority}
         self._ready = False
         self.grants = 0
         self.waits = 0
-        self.last_slot = 0.0  # the granted slot's time on the database clock (epoch seconds)
+        self.last_slot = 0.0  # when the last grant was made, on the database clock (epoch seconds)
+
+    def _params(self, priority: Priority) -> dict[str, object]:
+        return {"key_id": self._key_id, "interval_s": self._interval, "gap_s": self._gap[priority],
+                "tolerance_s": self._tolerance}
 
     async def try_acquire(self, priority: Priority) -> bool:
         """One attempt, no waiting: True if a slot was granted."""
-        params = {"key_id": self._key_id, "interval_s": self._interval, "gap_s": self._gap[priority]}
         async with self._pool.connection() as conn:
             if not self._ready:
                 await conn.execute(Q["ensure_rate_row"], {"key_id": self._key_id})
                 self._ready = True
-            row = await (await conn.execute(Q["take_rate_slot"], params)).fetchone()
+            row = await (await conn.execute(Q["take_rate_slot"], self._params(priority))).fetchone()
         if row is not None:
             self.grants += 1
             self.last_slot = float(row["slot_epoch"])
         return row is not None
 
     async def acquire(self, priority: Priority) -> None:
-        params = {"key_id": self._key_id, "interval_s": self._interval, "gap_s": self._gap[priority]}
-        while True:
-            # the connection goes back to the pool while waiting; each try is one short transaction
-            async with self._pool.connection() as conn:
-                if not self._ready:
-                    await conn.execute(Q["ensure_rate_row"], {"key_id": self._key_id})
-                    self._ready = True
-                row = await (await conn.execute(Q["take_rate_slot"], params)).fetchone()
-                wait_row = None if row is not None else await (await conn.execute(Q["rate_wait"], params)).fetchone()
-            if row is not None:
-                self.grants += 1
-                self.last_slot = float(row["slot_epoch"])
-                return
-            self.waits += 1
-            wait = float(wait_row["wait_s"]) if wait_row is not None else self._interval
-            await asyncio.sleep(min(max(wait, 0.0005), 1.0))
+        params = self._params(priority)
+        async with self._turn[priority]:
+            while True:
+                # the connection goes back to the pool while waiting; each try is one short transaction
+                async with self._pool.connection() as conn:
+                    if not self._ready:
+                        await conn.execute(Q["ensure_rate_row"], {"key_id": self._key_id})
+                        self._ready = True
+                    row = await (await conn.execute(Q["take_rate_slot"], params)).fetchone()
+                    wait_row = (None if row is not None
+                                else await (await conn.execute(Q["rate_wait"], params)).fetchone())
+                if row is not None:
+                    self.grants += 1
+                    self.last_slot = float(row["slot_epoch"])
+                    return
+                self.waits += 1
+                wait = float(wait_row["wait_s"]) if wait_row is not None else self._interval
+                await asyncio.sleep(min(max(wait, 0.0005), 1.0))
 
 
 class UnlimitedRateLimiter:
