@@ -1,6 +1,6 @@
 """Benchmark: PriceSync's ingest pipeline at a sustained tick rate, on a real database.
 
-    python bench/pricesync_ingest.py [--rate 20000] [--seconds 20] [--source ws|direct]
+    python bench/pricesync_ingest.py [--rate 22000] [--seconds 20] [--source ws|direct]
 
 Synthetic H0STCNT0 frames (46 fields, several records per frame) go through the real code path:
 
@@ -441,6 +441,17 @@ def loop_runner(use_uvloop: bool | None) -> Any:
     return asyncio.run
 
 
+TARGET_RATE, TARGET_P99_MS = 20_000, 100.0
+
+
+def verdict(r: dict[str, Any]) -> str:
+    """The issue's targets: >= 20,000 ticks/s sustained, received -> visible p99 <= 100 ms."""
+    p99 = max(r["p99_ms"], r["e2e_p99_ms"])
+    ok = r["sustained_rate"] >= TARGET_RATE and p99 <= TARGET_P99_MS and r["dropped"] == 0
+    return (f"{'PASS' if ok else 'FAIL'} (target >= {TARGET_RATE:,} ticks/s sustained, p99 <= "
+            f"{TARGET_P99_MS:.0f} ms, none dropped; here {r['sustained_rate']:,.0f}/s, p99 {p99:.0f} ms)")
+
+
 def table(r: dict[str, Any]) -> str:
     path = "socket and adapter included" if r["source"] == "ws" else "the adapter's parsing included"
     rows = [
@@ -464,6 +475,7 @@ def table(r: dict[str, Any]) -> str:
                               "(a 10 ms sleep waking late)"),
         ("CPU of this process", f"{r['cpu_s_per_s']:.2f} s per s (frame server and PostgreSQL not included)"),
         ("machine", f"{os.cpu_count()} CPUs, load average {r['load_before']} before the run"),
+        ("verdict", verdict(r)),
     ]
     width = max(len(k) for k, _ in rows)
     line = "-" * (width + 3 + max(len(v) for _, v in rows))
@@ -475,7 +487,9 @@ def table(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate", type=float, default=20_000.0, help="ticks per second offered")
+    # offered a tenth above the target, so that the sustained figure shows headroom rather than
+    # the pacing of the frame server
+    parser.add_argument("--rate", type=float, default=22_000.0, help="ticks per second offered")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--per-frame", type=int, default=10, help="records per H0STCNT0 frame")
