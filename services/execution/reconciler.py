@@ -92,9 +92,10 @@ class Reconciler:
         done: dict[str, int] = {"resolved": 0, "resent": 0, "corrected": 0, "fills_added": 0}
         stream_up = await self._notice_stream_up()
         for day in sorted(dates):
+            listed_before = await self._db_now()
             listing = [_padded(r) for r in (await ex.broker.rest.inquire_daily_ccld(day, day)).rows]
             await self._resolve_in_doubt(day, listing, done)
-            await self._sync_orders(day, listing, stream_up, done)
+            await self._sync_orders(day, listing, listed_before, stream_up, done)
             await self._resolve_amendments(day, listing)
             await self._report_unknown(day, listing)
         self._passes += 1
@@ -103,6 +104,13 @@ class Reconciler:
         ex.stats["reconcile_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         ex.count("reconcile_passes")
         return done
+
+    async def _db_now(self) -> datetime:
+        """The database's clock, which stamps every order change (so no skew with ours)."""
+        async with self.ex.pool.connection() as conn:
+            row = await (await conn.execute(Q["db_now"])).fetchone()
+        assert row is not None
+        return row["now"]  # type: ignore[no-any-return]
 
     async def _pending_dates(self) -> set[date]:
         async with self.ex.pool.connection() as conn:
@@ -204,12 +212,15 @@ class Reconciler:
 
     # --- open orders ------------------------------------------------------------------------------------
 
-    async def _sync_orders(self, day: date, listing: list[DailyCcldRow], stream_up: bool,
+    async def _sync_orders(self, day: date, listing: list[DailyCcldRow], listed_before: datetime, stream_up: bool,
                            done: dict[str, int]) -> None:
+        """Bring each linked order in line with the broker's list, which was asked for after
+        ``listed_before``; orders changed since are left to the next pass."""
         ex = self.ex
         by_odno = {r.odno: r for r in listing}
         async with ex.pool.connection() as conn:
-            ours = await (await conn.execute(Q["orders_of_day"], {"trade_date": day})).fetchall()
+            ours = await (await conn.execute(Q["orders_of_day"], {"trade_date": day,
+                                                                  "listed_before": listed_before})).fetchall()
             chains = await self._modify_chains(conn, [o["order_id"] for o in ours])
         for o in ours:
             rows = [by_odno[n] for n in [o["broker_order_no"], *chains.get(o["order_id"], [])] if n in by_odno]

@@ -84,7 +84,15 @@ SELECT order_id, symbol, side, qty, ord_dvsn, limit_price
  WHERE status = 'PENDING_SUBMIT' AND attempt_ts >= clock_timestamp() - make_interval(secs => %(after_s)s);
 
 -- name: orders_of_day
-SELECT o.* FROM trade.orders o WHERE o.trade_date = %(trade_date)s AND o.broker_order_no IS NOT NULL;
+-- Linked orders of a day, as they stood when the broker's list was asked for: an order changed
+-- since (acked, or a fill noticed, after the list was made) is newer than the list, and waits for
+-- the next pass rather than be compared with an older picture of itself.
+SELECT o.*
+  FROM trade.orders o
+ WHERE o.trade_date = %(trade_date)s AND o.broker_order_no IS NOT NULL AND o.updated_ts < %(listed_before)s;
+
+-- name: db_now
+SELECT clock_timestamp() AS now;
 
 -- name: linked_numbers
 SELECT broker_order_no FROM trade.orders WHERE trade_date = %(trade_date)s AND broker_order_no IS NOT NULL
