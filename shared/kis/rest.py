@@ -132,7 +132,7 @@ class KisRestSettings(BaseModel):
     max_pages: int = Field(default=50, ge=1)
     # a handful of keep-alive connections carries 20 requests/s (and a simulator's hundreds) fine
     max_connections: int = Field(default=8, ge=1, le=100)
-    # "lean": httpx over ``shared.kis.transport`` (asyncio + httptools), a third of httpcore's CPU
+    # "lean": httpx over ``shared.kis.transport`` (asyncio + httptools), about half httpcore's CPU
     # per request; "httpcore": httpx's own transport
     http_transport: Literal["lean", "httpcore"] = "lean"
     page_pause: float = Field(default=0.0, ge=0)
