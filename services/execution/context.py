@@ -32,6 +32,11 @@ class ExecutionConfig:
     reconcile_fast_s: float = 5.0  # while the notice stream is down
     missing_fill_grace_s: float = 10.0
     lease_ttl_s: float = 45.0
+    # each pass lists the broker's orders back to the oldest one still open here, less this margin
+    # (market seconds) for clock differences with the broker; every full_listing_every-th pass (and
+    # a process's first) lists the whole day
+    listing_margin_s: float = 300.0
+    full_listing_every: int = 20
     max_submit_attempts: int = 3
     commission_rate: Decimal = Decimal("0.00015")
 
@@ -49,6 +54,8 @@ class ExecutionConfig:
             stale_pending_s=f("stale_pending_s", 30.0),
             owner_dead_after_s=f("owner_dead_after_s", 20.0),
             lease_ttl_s=f("lease_ttl_s", 45.0),
+            listing_margin_s=f("listing_margin_s", 300.0),
+            full_listing_every=max(1, int(f("full_listing_every", 20))),
             commission_rate=commission_rate,
         )
 

@@ -1,7 +1,8 @@
 """Brings our orders and fills in line with the broker, which always wins.
 
 One Execution at a time reconciles (a lease row).  Every 10-30 s, or every 5 s while the notice
-stream is down, it lists the day's orders at the broker (inquire-daily-ccld, all pages) and:
+stream is down, it lists the day's orders at the broker (inquire-daily-ccld, newest first, back to
+the oldest order still open here; the whole day on a process's first pass and every twentieth) and:
 - resolves submissions in doubt: linked to the broker order that matches, or — only when the
   broker has no matching order — written ahead again and re-sent (never more than
   ``max_submit_attempts``), see ``rules.match_in_doubt``;
@@ -17,6 +18,7 @@ import asyncio
 import dataclasses
 import time
 from datetime import date, datetime, timedelta
+from datetime import time as time_of_day
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -30,7 +32,7 @@ from services.execution.notices import NoticeApplier
 from services.execution.rules import BrokerOrder, Intent, PendingOrder, fill_costs, match_in_doubt, order_status
 from services.execution.submitter import Submitter, finish_intent_if_processing
 from shared import events
-from shared.clock import KST
+from shared.clock import KST, kst
 from shared.kis.errors import KisError
 from shared.kis.models import DailyCcldRow, format_odno
 from shared.kis.ports import Priority
@@ -91,9 +93,12 @@ class Reconciler:
         dates = {today} | await self._pending_dates()
         done: dict[str, int] = {"resolved": 0, "resent": 0, "corrected": 0, "fills_added": 0}
         stream_up = await self._notice_stream_up()
+        full = self._passes % ex.cfg.full_listing_every == 0
         for day in sorted(dates):
+            since = None if full else await self._listing_since(day)
             listed_before = await self._db_now()
-            listing = [_padded(r) for r in (await ex.broker.rest.inquire_daily_ccld(day, day)).rows]
+            listing = [_padded(r) for r in
+                       (await ex.broker.rest.inquire_daily_ccld(day, day, ordered_since=since)).rows]
             await self._resolve_in_doubt(day, listing, done)
             await self._sync_orders(day, listing, listed_before, stream_up, done)
             await self._resolve_amendments(day, listing)
@@ -104,6 +109,26 @@ class Reconciler:
         ex.stats["reconcile_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         ex.count("reconcile_passes")
         return done
+
+    async def _listing_since(self, day: date) -> time_of_day | None:
+        """The order time from which ``day``'s broker list is needed (None: all of it).
+
+        Every order or amendment still waiting for the broker's word was attempted at or after
+        the horizon; the broker cannot have received it earlier, so a list reaching back to the
+        horizon (less a margin for clock differences) holds whatever became of it, and an order
+        missing from it is truly absent.  With nothing open, the list reaches back two passes, for
+        orders placed elsewhere.
+        """
+        ex = self.ex
+        async with ex.pool.connection() as conn:
+            row = await (await conn.execute(Q["listing_horizon"], {"trade_date": day})).fetchone()
+        assert row is not None
+        if row["unknown_attempt"]:
+            return None
+        speed = max(ex.clock.speed, 1.0)
+        horizon = row["horizon"] or ex.clock.now() - timedelta(seconds=2 * ex.cfg.reconcile_s * speed)
+        since = kst(horizon - timedelta(seconds=ex.cfg.listing_margin_s * speed))
+        return since.time() if since.date() == day else None
 
     async def _db_now(self) -> datetime:
         """The database's clock, which stamps every order change (so no skew with ours)."""

@@ -62,7 +62,6 @@ from shared.kis.models import (
     BalanceSummary,
     CcldDvsn,
     DailyCcld,
-    DailyCcldSummary,
     Hashkey,
     MinuteBars,
     OrderAck,
@@ -800,8 +799,10 @@ class KisRestClient:
 
     # --- account queries ----------------------------------------------------------------------------
 
-    async def _paged(self, path: str, tr: Tr, params: Mapping[str, str], priority: Priority) -> list[dict[str, Any]]:
-        """Follow tr_cont / CTX_AREA paging to the last page, capped at ``max_pages``."""
+    async def _paged(self, path: str, tr: Tr, params: Mapping[str, str], priority: Priority,
+                     more: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+        """Follow tr_cont / CTX_AREA paging to the last page, capped at ``max_pages``; ``more``
+        (given each page) may end it sooner by returning False."""
         bodies: list[dict[str, Any]] = []
         fk = nk = ""
         tr_cont = ""
@@ -809,7 +810,7 @@ class KisRestClient:
             page = {**params, "CTX_AREA_FK100": fk, "CTX_AREA_NK100": nk}
             reply = await self._call(_Kind.QUERY, "GET", path, tr=tr, params=page, tr_cont=tr_cont, priority=priority)
             bodies.append(reply.body)
-            if reply.tr_cont not in ep.TR_CONT_MORE:
+            if reply.tr_cont not in ep.TR_CONT_MORE or (more is not None and not more(reply.body)):
                 return bodies
             # Sent back unchanged, trailing spaces included.
             next_fk = str(reply.body.get("ctx_area_fk100", reply.body.get("CTX_AREA_FK100", "")))
@@ -832,12 +833,18 @@ class KisRestClient:
         odno: str = "",
         oldest_first: bool = False,
         exchange: str | None = None,
+        ordered_since: time | None = None,
         priority: Priority = Priority.RECONCILE,
     ) -> DailyCcld:
         """Every order (and its fills) between ``start`` and ``end``, all pages.
 
-        Orders older than three months are served by another TR, picked automatically.
+        With ``ordered_since`` (an order time, KST) the listing runs newest first and stops after
+        the page that reaches an order older than that: every order placed since is in it, and
+        some older ones may be.  Orders older than three months are served by another TR, picked
+        automatically.
         """
+        if ordered_since is not None and oldest_first:
+            raise ValueError("ordered_since needs the newest-first order")
         tr = ep.daily_ccld_tr(start, kst(self._clock.now()).date())
         params = {
             **self._account(),
@@ -854,12 +861,18 @@ class KisRestClient:
         }
         if exchange:
             params["EXCG_ID_DVSN_CD"] = exchange
-        rows = []
-        summary: DailyCcldSummary | None = None
-        for body in await self._paged(ep.INQUIRE_DAILY_CCLD_PATH, tr, params, priority):
+        pages: list[DailyCcld] = []
+
+        def more(body: dict[str, Any]) -> bool:
             page = self._parse(parse_daily_ccld, _Reply(200, body, ""), tr, ep.INQUIRE_DAILY_CCLD_PATH)
-            rows.extend(page.rows)
-            summary = page.summary or summary
+            pages.append(page)
+            return ordered_since is None or all(r.ord_tmd is None or r.ord_tmd >= ordered_since for r in page.rows)
+
+        bodies = await self._paged(ep.INQUIRE_DAILY_CCLD_PATH, tr, params, priority, more)
+        if len(pages) < len(bodies):  # the last page ended the listing without being asked about
+            more(bodies[-1])
+        rows = [r for page in pages for r in page.rows]
+        summary = next((page.summary for page in reversed(pages) if page.summary), None)
         return DailyCcld(rows, summary)
 
     async def inquire_balance(

@@ -58,3 +58,18 @@ SELECT a.*, o.broker_order_no AS order_broker_no, o.broker_org_no AS order_org_n
 
 -- name: amendments_of_order
 SELECT * FROM trade.order_amendments WHERE order_id = %(order_id)s ORDER BY amendment_id;
+
+-- name: listing_horizon
+-- How far back a day's broker list must reach: the oldest attempt among the orders and amendments
+-- whose outcome or fills still need the broker's word.  NULL when nothing is open; unknown_attempt
+-- when one has no attempt time (then only the whole list will do).
+WITH open_orders AS (
+    SELECT attempt_market_ts FROM trade.orders
+     WHERE trade_date = %(trade_date)s
+       AND (status IN ('PENDING_SUBMIT', 'IN_DOUBT', 'SUBMITTED', 'PARTIAL') OR fills_missing_since IS NOT NULL)
+    UNION ALL
+    SELECT attempt_market_ts FROM trade.order_amendments
+     WHERE trade_date = %(trade_date)s AND status IN ('PENDING_SUBMIT', 'IN_DOUBT')
+)
+SELECT min(attempt_market_ts) AS horizon, coalesce(bool_or(attempt_market_ts IS NULL), false) AS unknown_attempt
+  FROM open_orders;

@@ -392,6 +392,29 @@ async def test_daily_ccld_follows_three_pages(harness: Harness) -> None:
     assert harness.limiter.priorities[-1] is Priority.RECONCILE
 
 
+async def test_daily_ccld_since_an_order_time_stops_at_the_page_that_reaches_it(harness: Harness) -> None:
+    def page(times: list[str], nk: str) -> dict[str, object]:
+        body = ccld_page([f"{i + int(nk):010d}" for i in range(len(times))], "fk".ljust(100), nk.ljust(100))
+        rows = body["output1"]
+        assert isinstance(rows, list)
+        return {**body, "output1": [{**r, "ord_tmd": t} for r, t in zip(rows, times, strict=True)]}
+
+    harness.kis.script(
+        ep.INQUIRE_DAILY_CCLD_PATH,
+        ok(page(["101500", "101000"], "10"), tr_cont="M"),  # newest first
+        ok(page(["100500", "095900"], "20"), tr_cont="M"),  # reaches past 10:00: the last one needed
+        ok(page(["093000"], "30"), tr_cont="D"),
+    )
+    async with harness.client() as kis:
+        result = await kis.inquire_daily_ccld(date(2026, 3, 3), date(2026, 3, 3), ordered_since=time(10, 0))
+        with pytest.raises(ValueError, match="newest-first"):
+            await kis.inquire_daily_ccld(date(2026, 3, 3), date(2026, 3, 3), ordered_since=time(10, 0),
+                                         oldest_first=True)
+    assert [r.ord_tmd for r in result.rows] == [time(10, 15), time(10, 10), time(10, 5), time(9, 59)]
+    calls = harness.kis.calls(ep.INQUIRE_DAILY_CCLD_PATH)
+    assert len(calls) == 2 and query(calls[0])["INQR_DVSN"] == "00"
+
+
 async def test_paging_is_capped(harness: Harness) -> None:
     for i in range(3):
         harness.kis.script(ep.INQUIRE_DAILY_CCLD_PATH, ok(ccld_page([str(i)], f"fk{i}", f"nk{i}"), tr_cont="M"))

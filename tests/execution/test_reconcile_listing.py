@@ -1,9 +1,11 @@
-"""The reconciler compares an order with the broker's list only as the order stood when the list was
-asked for: a fill noticed or an ack linked after that is newer than the list, not a mismatch."""
+"""What the reconciler asks of the broker's list and how it reads it, on a real database:
+- the list reaches back to the oldest order still open (less a margin), not the whole day;
+- an order is compared with the list only as it stood when the list was asked for: a fill noticed
+  or an ack linked after that is newer than the list, not a mismatch."""
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -13,7 +15,7 @@ from services.execution.notices import NoticeApplier
 from services.execution.reconciler import Reconciler
 from services.execution.submitter import Submitter
 from shared.broker import Broker
-from shared.clock import SystemClock
+from shared.clock import KST, ManualClock, SystemClock
 from shared.db.listen import Waker
 from shared.db.pool import Pool
 from shared.kis.models import DailyCcldRow, Side
@@ -56,14 +58,47 @@ async def order_row(pool: Pool, order_id: int) -> dict[str, Any]:
     return dict(row)
 
 
+def make_reconciler(pool: Pool, clock: SystemClock | ManualClock) -> Reconciler:
+    cfg = ExecutionConfig()
+    # the parts tested here never call the broker: lists are handed to them
+    ex = Exec(pool, cast(Broker, None), clock, cfg, "test", Waker())
+    notices = NoticeApplier(ex)
+    return Reconciler(ex, notices, Submitter(ex, FundsView(cfg.commission_rate), notices),
+                      FundsView(cfg.commission_rate))
+
+
+async def test_the_list_reaches_back_to_the_oldest_open_order(admin_pool: Pool) -> None:
+    now = datetime(2026, 11, 23, 13, 0, tzinfo=KST)
+    reconciler = make_reconciler(admin_pool, ManualClock(now))
+    day = now.date()
+    margin = timedelta(seconds=reconciler.ex.cfg.listing_margin_s)
+    assert margin == timedelta(minutes=5)
+    # nothing open: two passes back, for orders placed elsewhere
+    lookback = timedelta(seconds=2 * reconciler.ex.cfg.reconcile_s)
+    assert await reconciler._listing_since(day) == (now - lookback - margin).time()
+
+    async def attempt(order_id: int, at: datetime | None) -> None:
+        async with admin_pool.connection() as conn:
+            await conn.execute("UPDATE trade.orders SET attempt_market_ts = %s WHERE order_id = %s", (at, order_id))
+
+    old = await linked_order(admin_pool, day, "old", "0000000201", 10)
+    await attempt(old, datetime(2026, 11, 23, 10, 30, tzinfo=KST))
+    recent = await linked_order(admin_pool, day, "recent", "0000000202", 10)
+    await attempt(recent, datetime(2026, 11, 23, 12, 55, tzinfo=KST))
+    assert await reconciler._listing_since(day) == time(10, 25)  # the oldest open one, less the margin
+    async with admin_pool.connection() as conn:  # once it is filled it no longer holds the list back
+        await conn.execute("UPDATE trade.orders SET filled_qty = 10, filled_amount = 700000, status = 'FILLED'"
+                           " WHERE order_id = %s", (old,))
+    assert await reconciler._listing_since(day) == time(12, 50)
+    await attempt(recent, datetime(2026, 11, 23, 0, 2, tzinfo=KST))
+    assert await reconciler._listing_since(day) is None  # the margin reaches the day before: the whole day
+    await attempt(recent, None)
+    assert await reconciler._listing_since(day) is None  # no attempt time: the whole day
+
+
 async def test_orders_changed_after_the_list_wait_for_the_next_pass(admin_pool: Pool) -> None:
     clock = SystemClock()
-    cfg = ExecutionConfig()
-    # _sync_orders never calls the broker: the list is handed to it
-    ex = Exec(admin_pool, cast(Broker, None), clock, cfg, "test", Waker())
-    notices = NoticeApplier(ex)
-    reconciler = Reconciler(ex, notices, Submitter(ex, FundsView(cfg.commission_rate), notices),
-                            FundsView(cfg.commission_rate))
+    reconciler = make_reconciler(admin_pool, clock)
     day = trade_date(clock.now())
 
     settled = await linked_order(admin_pool, day, "settled", "0000000101", 10)
