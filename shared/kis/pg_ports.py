@@ -146,7 +146,9 @@ class PgRateLimiter:
         self._ready = False
         self.grants = 0
         self.waits = 0
-        self.last_slot = 0.0  # when the last grant was made, on the database clock (epoch seconds)
+        # the last grant's slot in the schedule, on the database clock (epoch seconds); the grant
+        # came at most ``tolerance_s`` after it
+        self.last_slot = 0.0
 
     def _params(self, priority: Priority) -> dict[str, object]:
         return {"key_id": self._key_id, "interval_s": self._interval, "gap_s": self._gap[priority],

@@ -24,7 +24,8 @@ import random
 import re
 import time as _time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import Enum
@@ -62,6 +63,8 @@ from shared.kis.models import (
     BalanceSummary,
     CcldDvsn,
     DailyCcld,
+    DailyCcldRow,
+    DailyCcldSummary,
     Hashkey,
     MinuteBars,
     OrderAck,
@@ -799,19 +802,18 @@ class KisRestClient:
 
     # --- account queries ----------------------------------------------------------------------------
 
-    async def _paged(self, path: str, tr: Tr, params: Mapping[str, str], priority: Priority,
-                     more: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
-        """Follow tr_cont / CTX_AREA paging to the last page, capped at ``max_pages``; ``more``
-        (given each page) may end it sooner by returning False."""
-        bodies: list[dict[str, Any]] = []
+    async def _pages(self, path: str, tr: Tr, params: Mapping[str, str],
+                     priority: Priority) -> AsyncGenerator[dict[str, Any], None]:
+        """Each page's body, following tr_cont / CTX_AREA paging to the last page, capped at
+        ``max_pages``; a caller that has what it needs stops iterating and no more are asked for."""
         fk = nk = ""
         tr_cont = ""
         for _ in range(self._settings.max_pages):
             page = {**params, "CTX_AREA_FK100": fk, "CTX_AREA_NK100": nk}
             reply = await self._call(_Kind.QUERY, "GET", path, tr=tr, params=page, tr_cont=tr_cont, priority=priority)
-            bodies.append(reply.body)
-            if reply.tr_cont not in ep.TR_CONT_MORE or (more is not None and not more(reply.body)):
-                return bodies
+            yield reply.body
+            if reply.tr_cont not in ep.TR_CONT_MORE:
+                return
             # Sent back unchanged, trailing spaces included.
             next_fk = str(reply.body.get("ctx_area_fk100", reply.body.get("CTX_AREA_FK100", "")))
             next_nk = str(reply.body.get("ctx_area_nk100", reply.body.get("CTX_AREA_NK100", "")))
@@ -861,18 +863,16 @@ class KisRestClient:
         }
         if exchange:
             params["EXCG_ID_DVSN_CD"] = exchange
-        pages: list[DailyCcld] = []
-
-        def more(body: dict[str, Any]) -> bool:
-            page = self._parse(parse_daily_ccld, _Reply(200, body, ""), tr, ep.INQUIRE_DAILY_CCLD_PATH)
-            pages.append(page)
-            return ordered_since is None or all(r.ord_tmd is None or r.ord_tmd >= ordered_since for r in page.rows)
-
-        bodies = await self._paged(ep.INQUIRE_DAILY_CCLD_PATH, tr, params, priority, more)
-        if len(pages) < len(bodies):  # the last page ended the listing without being asked about
-            more(bodies[-1])
-        rows = [r for page in pages for r in page.rows]
-        summary = next((page.summary for page in reversed(pages) if page.summary), None)
+        rows: list[DailyCcldRow] = []
+        summary: DailyCcldSummary | None = None
+        async with aclosing(self._pages(ep.INQUIRE_DAILY_CCLD_PATH, tr, params, priority)) as bodies:
+            async for body in bodies:
+                page = self._parse(parse_daily_ccld, _Reply(200, body, ""), tr, ep.INQUIRE_DAILY_CCLD_PATH)
+                rows.extend(page.rows)
+                summary = page.summary or summary
+                if ordered_since is not None and any(r.ord_tmd is not None and r.ord_tmd < ordered_since
+                                                     for r in page.rows):
+                    break  # newest first: this page reached back far enough
         return DailyCcld(rows, summary)
 
     async def inquire_balance(
@@ -894,7 +894,7 @@ class KisRestClient:
         }
         rows = []
         summary: BalanceSummary | None = None
-        for body in await self._paged(ep.INQUIRE_BALANCE_PATH, Tr.BALANCE, params, priority):
+        async for body in self._pages(ep.INQUIRE_BALANCE_PATH, Tr.BALANCE, params, priority):
             page = self._parse(parse_balance, _Reply(200, body, ""), Tr.BALANCE, ep.INQUIRE_BALANCE_PATH)
             rows.extend(page.rows)
             summary = page.summary or summary
@@ -936,7 +936,7 @@ class KisRestClient:
             "INQR_DVSN_2": {None: "0", Side.SELL: "1", Side.BUY: "2"}[side],
         }
         rows: list[PsblRvsecnclRow] = []
-        for body in await self._paged(ep.INQUIRE_PSBL_RVSECNCL_PATH, Tr.PSBL_RVSECNCL, params, priority):
+        async for body in self._pages(ep.INQUIRE_PSBL_RVSECNCL_PATH, Tr.PSBL_RVSECNCL, params, priority):
             rows.extend(
                 self._parse(parse_psbl_rvsecncl, _Reply(200, body, ""), Tr.PSBL_RVSECNCL, ep.INQUIRE_PSBL_RVSECNCL_PATH)
             )

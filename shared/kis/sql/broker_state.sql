@@ -30,12 +30,14 @@ INSERT INTO ops.rate_limits (key_id) VALUES (%(key_id)s) ON CONFLICT (key_id) DO
 -- times are read after the lock.  A grant up to %(tolerance_s)s late keeps its place in the
 -- schedule (the next slot stays one interval after the missed one), so a waiter's wake-up delay
 -- does not waste budget; any 21 consecutive grants still span 20 intervals less the tolerance.
+-- slot_epoch is the grant's place in the schedule (slots are an interval apart; the grant itself
+-- came at most the tolerance after its slot).
 UPDATE ops.rate_limits
    SET tat = greatest(tat, clock_timestamp() - make_interval(secs => %(tolerance_s)s))
              + make_interval(secs => %(interval_s)s),
        grants = grants + 1, updated_ts = clock_timestamp()
  WHERE key_id = %(key_id)s AND tat <= clock_timestamp() - make_interval(secs => %(gap_s)s)
-RETURNING grants, extract(epoch FROM clock_timestamp())::float8 AS slot_epoch;
+RETURNING grants, extract(epoch FROM tat)::float8 - %(interval_s)s AS slot_epoch;
 
 -- name: rate_wait
 SELECT greatest(extract(epoch FROM tat - clock_timestamp())::float8 + %(gap_s)s, 0.0) AS wait_s
