@@ -12,14 +12,17 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, WebSocketRoute
 
+from shared.clock import Clock
+
 from . import control, rest
 from .config import SimConfig
 from .sim import Sim
 from .ws_protocol import KisWebSocketProtocol
 
 
-def create_app(config: SimConfig) -> Starlette:
-    sim = Sim(config)
+def create_app(config: SimConfig, wall: Clock | None = None) -> Starlette:
+    """The simulator; ``wall`` is the clock its tokens and approval keys run on (the system clock)."""
+    sim = Sim(config, wall)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

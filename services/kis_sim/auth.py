@@ -1,9 +1,11 @@
 """App keys, access tokens and WebSocket approval keys, with KIS's issuing rules.
 
 Any appkey/appsecret pair is accepted and registered on its first token or approval request.
-Token rules follow the market clock (so a test can step past "one minute" or "six hours"):
-one issue per minute per app key (HTTP 403 EGW00133), the same token again within six hours,
-24-hour lifetime.
+Token rules run on the *wall* clock, as KIS runs them on its own: one issue per minute per app key
+(HTTP 403 EGW00133), the same token again within six hours, 24-hour lifetime; an approval key lasts
+24 hours. The market clock, which tests move and speed up, has no say in them, so a token issued
+while the market clock shows another day still carries a real expiry time that clients can check
+against their own clock. Tests inject a ``ManualClock`` as the wall clock to step past a minute.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from shared.clock import KST, ScaledClock
+from shared.clock import KST, Clock
 
 from . import messages as m
 from .config import SimConfig
@@ -59,12 +61,12 @@ def _b64url(raw: bytes) -> str:
 
 
 class Auth:
-    def __init__(self, config: SimConfig, clock: ScaledClock) -> None:
+    def __init__(self, config: SimConfig, wall: Clock) -> None:
         self.config = config
-        self.clock = clock
+        self.wall = wall
         self.app_keys: dict[str, AppKey] = {}
         self.tokens: dict[str, Token] = {}
-        self.approvals: dict[str, str] = {}  # approval key -> app key
+        self.approvals: dict[str, tuple[str, float]] = {}  # approval key -> (app key, expires)
 
     def _register(self, key: str, secret: str) -> AppKey:
         if not key or not secret:
@@ -92,7 +94,7 @@ class Auth:
 
     def issue_token(self, key: str, secret: str) -> dict[str, object]:
         app = self._register(key, secret)
-        now = self.clock.now().timestamp()
+        now = self.wall.now().timestamp()
         if app.last_issue is not None and 0 <= now - app.last_issue < self.config.token_min_interval_s:
             raise OAuthError("EGW00133", "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)")
         token = app.current
@@ -130,7 +132,7 @@ class Auth:
         app = self._register(key, secret)
         approval_key = str(uuid.uuid4())
         app.approval_keys.add(approval_key)
-        self.approvals[approval_key] = key
+        self.approvals[approval_key] = (key, self.wall.now().timestamp() + self.config.approval_ttl_s)
         return {"approval_key": approval_key}
 
     def check(self, authorization: str | None, app_key: str | None, app_secret: str | None) -> str:
@@ -143,7 +145,7 @@ class Auth:
         token = self.tokens.get(value.strip())
         if token is None:
             raise AuthError(m.TOKEN_INVALID)
-        if self.clock.now().timestamp() >= token.expires:
+        if self.wall.now().timestamp() >= token.expires:
             raise AuthError(m.TOKEN_EXPIRED)
         if not app_key or app_key != token.app_key:
             raise AuthError(m.APPKEY_MISMATCH)
@@ -153,4 +155,13 @@ class Auth:
         return token.app_key
 
     def app_for_approval(self, approval_key: str) -> str | None:
-        return self.approvals.get(approval_key)
+        """The app key an approval key was issued to, or None when unknown or past its 24 hours."""
+        found = self.approvals.get(approval_key)
+        if found is None:
+            return None
+        key, expires = found
+        if self.wall.now().timestamp() >= expires:
+            del self.approvals[approval_key]
+            self.app_keys[key].approval_keys.discard(approval_key)
+            return None
+        return key

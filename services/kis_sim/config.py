@@ -29,6 +29,8 @@ class SimConfig:
     token_ttl_s: int = 86_400
     token_reuse_window_s: int = 6 * 3600
     token_min_interval_s: int = 60
+    # KIS's portal: an approval key (WebSocket) is valid for 24 hours.
+    approval_ttl_s: int = 86_400
     # Wall-clock seconds: PINGPONG keeps sockets alive, it is not market time.
     pingpong_interval_s: float = 10.0
     pingpong_timeout_s: float = 60.0

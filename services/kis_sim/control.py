@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.clock import KST, kst
+from shared.clock import KST, ScaledClock, kst
 from shared.market_rules import phase_at, trade_date
 
 from .faults import FaultConfigError
@@ -170,27 +170,40 @@ def routes(sim: Sim) -> list[Route]:
             "trade_date": trade_date(now).isoformat(),
         }
 
-    async def clock(request: Request) -> Response:
-        if request.method == "POST":
+    async def set_clock_from(request: Request, target: ScaledClock) -> Response | None:
+        """Apply ``{"at", "speed"}`` to ``target``; an answer only when the body is wrong."""
+        try:
+            data = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return _json({"error": "body must be a JSON object"}, 400)
+        if not isinstance(data, dict) or not set(data) <= {"at", "speed"} or not data:
+            return _json({"error": 'expected {"at": ISO 8601 with offset, "speed": number}'}, 400)
+        at = None
+        if data.get("at") is not None:
             try:
-                data = json.loads(await request.body() or b"{}")
+                at = datetime.fromisoformat(str(data["at"]))
             except ValueError:
-                return _json({"error": "body must be a JSON object"}, 400)
-            if not isinstance(data, dict) or not set(data) <= {"at", "speed"} or not data:
-                return _json({"error": 'expected {"at": ISO 8601 with offset, "speed": number}'}, 400)
-            at = None
-            if data.get("at") is not None:
-                try:
-                    at = datetime.fromisoformat(str(data["at"]))
-                except ValueError:
-                    return _json({"error": "at must be ISO 8601, e.g. 2026-11-23T09:30:00+09:00"}, 400)
-                if at.tzinfo is None:
-                    at = at.replace(tzinfo=KST)
-            speed = data.get("speed")
-            if speed is not None and (isinstance(speed, bool) or not isinstance(speed, int | float) or speed <= 0):
-                return _json({"error": "speed must be a positive number"}, 400)
-            sim.clock.set(at, float(speed) if speed is not None else None)
+                return _json({"error": "at must be ISO 8601, e.g. 2026-11-23T09:30:00+09:00"}, 400)
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=KST)
+        speed = data.get("speed")
+        if speed is not None and (isinstance(speed, bool) or not isinstance(speed, int | float) or speed <= 0):
+            return _json({"error": "speed must be a positive number"}, 400)
+        target.set(at, float(speed) if speed is not None else None)
+        return None
+
+    async def clock(request: Request) -> Response:
+        if request.method == "POST" and (refused := await set_clock_from(request, sim.clock)) is not None:
+            return refused
         return _json(clock_json())
+
+    async def wall(request: Request) -> Response:
+        """The gateway's own clock, which tokens and approval keys run on (tests move it; KIS's does not)."""
+        if not isinstance(sim.wall, ScaledClock):
+            return _json({"error": "this simulator's wall clock is injected and cannot be set"}, 409)
+        if request.method == "POST" and (refused := await set_clock_from(request, sim.wall)) is not None:
+            return refused
+        return _json({"now": _iso(sim.wall.now()), "speed": sim.wall.speed})
 
     async def stats(request: Request) -> Response:
         """Counters of the gateway: requests seen and rate-limit (EGW00201) answers given."""
@@ -223,6 +236,7 @@ def routes(sim: Sim) -> list[Route]:
         Route("/sim/faults", faults, methods=["GET", "POST"]),
         Route("/sim/reset", reset, methods=["POST"]),
         Route("/sim/clock", clock, methods=["GET", "POST"]),
+        Route("/sim/wall", wall, methods=["GET", "POST"]),
         Route("/sim/symbols", symbols, methods=["GET"]),
         Route("/sim/stats", stats, methods=["GET"]),
     ]

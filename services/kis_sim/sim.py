@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.clock import ScaledClock
+from shared.clock import Clock, ScaledClock
 
 from .auth import Auth
 from .broker import Broker
@@ -12,11 +12,13 @@ from .ws import Hub
 
 
 class Sim:
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, wall: Clock | None = None) -> None:
         self.config = config
         self.clock = ScaledClock(config.clock_start, config.clock_speed)
         self.broker = Broker(config, self.clock)
-        self.auth = Auth(config, self.clock)
+        # tokens and approval keys live on the wall clock, as at KIS; the market clock is for the market
+        self.wall: Clock = wall or ScaledClock()
+        self.auth = Auth(config, self.wall)
         self.faults = Faults.defaults(config)
         self.limiter = RateLimiter()
         self.dice = Dice(config.seed)

@@ -244,6 +244,7 @@ class KisRestClient:
         rate_limiter: RateLimiter,
         *,
         clock: Clock | None = None,
+        wall: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
@@ -253,6 +254,8 @@ class KisRestClient:
         self._store = token_store
         self._limiter = rate_limiter
         self._clock: Clock = clock or SystemClock()
+        # Tokens live on KIS's wall clock (24 h, 1 issue a minute), never on a simulated market clock.
+        self._wall: Clock = wall or SystemClock()
         self._sleep = sleep
         self._rng = rng
         self._key_id = credentials.key_id(settings.env)
@@ -332,11 +335,11 @@ class KisRestClient:
 
     async def _bearer(self) -> SecretStr:
         """A usable access token: memory, then the shared store, then KIS (at most 1/minute)."""
-        if self._usable(self._token, self._clock.now()):
+        if self._usable(self._token, self._wall.now()):
             assert self._token is not None
             return self._token.token
         async with self._token_lock:
-            now = self._clock.now()
+            now = self._wall.now()
             if self._usable(self._token, now):
                 assert self._token is not None
                 return self._token.token
@@ -349,7 +352,7 @@ class KisRestClient:
 
     async def _obtain_token(self, *, force: bool) -> CachedToken:
         async with self._store.issue_guard(self._key_id) as guard:
-            now = self._clock.now()
+            now = self._wall.now()
             # Another process may have issued while we waited for the guard.
             cached = await self._store.get_cached(self._key_id)
             if not force and self._usable(cached, now):
@@ -371,8 +374,8 @@ class KisRestClient:
                             "token issued less than a minute ago", retry_after=wait, path=ep.TOKEN_PATH
                         )
                     logger.info("kis token: waiting {:.1f}s for the 1-per-minute rule", wait)
-                    await self._clock.sleep(wait)
-            await guard.record_attempt(self._clock.now())
+                    await self._wall.sleep(wait)
+            await guard.record_attempt(self._wall.now())
             body = {
                 "grant_type": "client_credentials",
                 "appkey": self._creds.app_key.get_secret_value(),
@@ -385,8 +388,8 @@ class KisRestClient:
                 # next caller waits a full minute from now.
                 exc.retry_after = exc.retry_after or ep.TOKEN_ISSUE_MIN_INTERVAL_S
                 raise
-            token = self._parse(parse_token, reply, None, ep.TOKEN_PATH, self._clock.now())
-            issued = CachedToken(self._key_id, token.value, token.expires_at, issued_at=self._clock.now())
+            token = self._parse(parse_token, reply, None, ep.TOKEN_PATH, self._wall.now())
+            issued = CachedToken(self._key_id, token.value, token.expires_at, issued_at=self._wall.now())
             await self._store.save(issued)
             self._token = issued
             self._rejected_token = None
@@ -412,7 +415,7 @@ class KisRestClient:
             self._rejected_token = rejected.get_secret_value()
             self._token = None
             cached = await self._store.get_cached(self._key_id)
-            if self._usable(cached, self._clock.now()):
+            if self._usable(cached, self._wall.now()):
                 self._token = cached
                 return
             await self._obtain_token(force=False)

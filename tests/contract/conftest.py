@@ -8,6 +8,7 @@ ports, and its own app key and account, so no test sees another's token, rate wi
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -43,6 +44,8 @@ def paper_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
 def _fresh(sim: SimProcess) -> None:
     sim.http.post("/sim/reset").raise_for_status()
     sim.clock(MONDAY_10AM, speed=1.0)
+    # the gateway's wall clock (tokens) back to the real time, whatever an earlier test did to it
+    sim.http.post("/sim/wall", json={"at": datetime.now(UTC).isoformat(), "speed": 1.0}).raise_for_status()
 
 
 @pytest.fixture

@@ -158,6 +158,7 @@ class Harness:
     rate_limit: int | None
     creds: KisCredentials = field(default_factory=new_credentials)
     clocks: list[ScaledClock] = field(default_factory=list)
+    walls: list[ScaledClock] = field(default_factory=list)
     _closers: list[Any] = field(default_factory=list)
 
     def clock(self) -> ScaledClock:
@@ -178,6 +179,27 @@ class Harness:
         r.raise_for_status()
         now = datetime.fromisoformat(r.json()["now"])
         for clock in self.clocks:
+            clock.set(now, speed)
+        return now
+
+    def wall(self) -> ScaledClock:
+        """A client wall clock following the simulator's gateway clock (tokens run on it)."""
+        now = self.sim.get("/sim/wall")
+        clock = ScaledClock(datetime.fromisoformat(now["now"]), float(now["speed"]))
+        self.walls.append(clock)
+        return clock
+
+    def set_wall(self, at: datetime | None = None, speed: float | None = None) -> datetime:
+        """Move the simulator's wall clock (token rules) and every client wall clock with it."""
+        body: dict[str, Any] = {}
+        if at is not None:
+            body["at"] = at.isoformat()
+        if speed is not None:
+            body["speed"] = speed
+        r = self.sim.http.post("/sim/wall", json=body)
+        r.raise_for_status()
+        now = datetime.fromisoformat(r.json()["now"])
+        for clock in self.walls:
             clock.set(now, speed)
         return now
 
@@ -212,6 +234,7 @@ class Harness:
             store,
             lim,
             clock=self.clock(),
+            wall=self.wall(),
             transport=wire,
         )
         self._closers.append(rest.aclose)

@@ -66,8 +66,8 @@ async def test_token_is_issued_once_then_shared_through_the_database(h: Harness)
     a = h.adapter()
     token = await a.rest.access_token()
     assert secret(token.value).count(".") == 2  # a JWT, as KIS issues
-    # KIS states expiry as a KST second; 24 hours from the simulator's market clock
-    expected = h.clock().now() + timedelta(hours=24)
+    # KIS states expiry as a KST second; 24 hours on the gateway's wall clock, not the market's
+    expected = h.wall().now() + timedelta(hours=24)
     assert abs((token.expires_at - expected).total_seconds()) < 5
     await a.rest.inquire_price(SYMBOL)
     await a.rest.inquire_price(SYMBOL)
@@ -89,7 +89,7 @@ async def test_token_is_refreshed_inside_the_margin_and_the_new_one_shared(h: Ha
     a = h.adapter()
     first = await a.rest.access_token()
     # 23h45m later: within the 30-minute refresh margin, not yet expired, past KIS's 6-hour reuse
-    h.set_clock("2026-11-24T09:45:00+09:00")
+    h.set_wall(h.wall().now() + timedelta(hours=23, minutes=45))
     await a.rest.inquire_price(SYMBOL)
     second = await a.rest.access_token()
     assert secret(second.value) != secret(first.value)
@@ -106,7 +106,7 @@ async def test_a_token_the_broker_rejects_is_replaced_once_and_the_call_succeeds
     first = await a.rest.access_token()
     b = h.adapter()
     await b.rest.inquire_price(SYMBOL)  # b now holds the same token in memory
-    h.set_clock("2026-11-23T10:02:00+09:00")  # past the 1-per-minute rule
+    h.set_wall(h.wall().now() + timedelta(minutes=2))  # past the 1-per-minute rule
     revoked = h.sim.http.post(
         "/oauth2/revokeP",
         json={"appkey": secret(h.creds.app_key), "appsecret": secret(h.creds.app_secret), "token": secret(first.value)},
@@ -131,7 +131,7 @@ async def test_a_token_the_broker_rejects_is_replaced_once_and_the_call_succeeds
 
 async def test_egw00133_is_waited_out_not_hammered(h: Harness) -> None:
     assert raw_token(h).status_code == 200  # someone else took this minute's token
-    h.set_clock(speed=30.0)  # one market minute passes in two wall seconds
+    h.set_wall(speed=30.0)  # the gateway's minute passes in two real seconds
     a = h.adapter()
 
     with pytest.raises(TokenIssueTooOften) as refused:
@@ -146,8 +146,8 @@ async def test_egw00133_is_waited_out_not_hammered(h: Harness) -> None:
     assert {q.symbol for q in quotes} == {SYMBOL}
     sends = a.wire.to(TOKEN)
     assert [s.status for s in sends] == [403, 200]
-    market_gap = (sends[1].at - sends[0].at) * 30.0
-    assert market_gap >= 58.0, f"second token request only {market_gap:.0f} market seconds after the refusal"
+    gateway_gap = (sends[1].at - sends[0].at) * 30.0
+    assert gateway_gap >= 58.0, f"second token request only {gateway_gap:.0f} gateway seconds after the refusal"
 
 
 async def test_approval_key_needs_no_access_token(h: Harness) -> None:

@@ -22,6 +22,7 @@ import uvicorn
 
 from services.kis_sim.app import create_app, uvicorn_config
 from services.kis_sim.config import SimConfig
+from shared.clock import Clock
 
 MONDAY_10AM = "2026-11-23T10:00:00+09:00"
 ORDER = "/uapi/domestic-stock/v1/trading/order-cash"
@@ -43,12 +44,12 @@ def free_port() -> int:
 
 
 class SimServer:
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, wall: Clock | None = None) -> None:
         self.config = config
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.app = create_app(config)
+        self.app = create_app(config, wall)
         self.server = uvicorn.Server(uvicorn_config(self.app, "127.0.0.1", self.port))
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
 

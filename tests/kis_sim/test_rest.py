@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from datetime import datetime
 
 import httpx
+import pytest
 
-from tests.kis_sim.conftest import ASKING, CHART, PSBL_ORDER, PSBL_RVSE, RANK, Kis, SimServer
+from shared.clock import KST, ManualClock
+from tests.kis_sim.conftest import ASKING, CHART, PSBL_ORDER, PSBL_RVSE, RANK, Kis, SimServer, make_config
+
+WALL_START = datetime(2026, 12, 1, 8, 30, tzinfo=KST)
 
 
-async def test_token_rules_follow_the_market_clock(sim: SimServer) -> None:
+@pytest.fixture(scope="module")
+def walled() -> Iterator[tuple[SimServer, ManualClock]]:
+    """A simulator whose wall clock (tokens, approval keys) the test moves by hand."""
+    wall = ManualClock(WALL_START)
+    with SimServer(make_config(env="real"), wall) as server:
+        yield server, wall
+
+
+async def test_token_rules_follow_the_wall_clock_not_the_market_clock(walled: tuple[SimServer, ManualClock]) -> None:
+    sim, wall = walled
+    wall.set(WALL_START)
+    sim.reset()  # market clock: 2026-11-23 10:00, a week before the wall clock
     kis = Kis(sim)
     body = {"grant_type": "client_credentials", "appkey": kis.appkey, "appsecret": kis.appsecret}
     first = await kis.http.post("/oauth2/tokenP", json=body)
@@ -17,7 +34,8 @@ async def test_token_rules_follow_the_market_clock(sim: SimServer) -> None:
     tok = first.json()
     assert tok["token_type"] == "Bearer"
     assert tok["expires_in"] == 86400
-    assert tok["access_token_token_expired"] == "2026-11-24 10:00:00"
+    # the expiry a client checks against its own clock is a real one, whatever the market clock says
+    assert tok["access_token_token_expired"] == "2026-12-02 08:30:00"
 
     again = await kis.http.post("/oauth2/tokenP", json=body)
     assert again.status_code == 403
@@ -25,19 +43,28 @@ async def test_token_rules_follow_the_market_clock(sim: SimServer) -> None:
         "error_description": "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)",
         "error_code": "EGW00133",
     }
+    # moving the market clock on by hours does not lift the 1-per-minute rule ...
+    sim.control("POST", "/sim/clock", {"at": "2026-11-23T16:30:00+09:00", "speed": 60})
+    refused = await kis.http.post("/oauth2/tokenP", json=body)
+    assert refused.status_code == 403
 
-    sim.control("POST", "/sim/clock", {"at": "2026-11-23T10:02:00+09:00"})
+    # ... a wall-clock minute does, and within six hours the same token comes back
+    wall.advance(61)
     same = await kis.http.post("/oauth2/tokenP", json=body)
     assert same.status_code == 200
     assert same.json()["access_token"] == tok["access_token"]
+    assert same.json()["expires_in"] == 86400 - 61
 
-    sim.control("POST", "/sim/clock", {"at": "2026-11-23T16:30:00+09:00"})
+    wall.advance(6 * 3600)
     fresh = await kis.http.post("/oauth2/tokenP", json=body)
     assert fresh.json()["access_token"] != tok["access_token"]
     await kis.close()
 
 
-async def test_missing_bad_and_expired_tokens(sim: SimServer) -> None:
+async def test_missing_bad_and_expired_tokens(walled: tuple[SimServer, ManualClock]) -> None:
+    sim, wall = walled
+    wall.set(WALL_START)
+    sim.reset()
     kis = Kis(sim)
     await kis.login()
     params = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
@@ -50,13 +77,33 @@ async def test_missing_bad_and_expired_tokens(sim: SimServer) -> None:
     r = await kis.get("/uapi/domestic-stock/v1/quotations/inquire-price", "FHKST01010100", params)
     assert (r.status_code, r.json()["msg_cd"]) == (500, "EGW00121")
     kis.token = good
-    sim.control("POST", "/sim/clock", {"at": "2026-11-24T10:00:01+09:00"})
+    # a market clock two days on is no reason to expire a token ...
+    sim.control("POST", "/sim/clock", {"at": "2026-11-25T10:00:01+09:00"})
+    r = await kis.get("/uapi/domestic-stock/v1/quotations/inquire-price", "FHKST01010100", params)
+    assert r.status_code == 200, r.text
+    # ... 24 wall-clock hours are
+    wall.advance(86_400)
     r = await kis.get("/uapi/domestic-stock/v1/quotations/inquire-price", "FHKST01010100", params)
     assert (r.status_code, r.json()["msg_cd"]) == (500, "EGW00123")
     revoke = await kis.http.post(
         "/oauth2/revokeP", json={"appkey": kis.appkey, "appsecret": kis.appsecret, "token": "nope"}
     )
     assert revoke.json()["error_code"] == "EGW00121"
+    await kis.close()
+
+
+async def test_approval_keys_expire_after_24_wall_hours(walled: tuple[SimServer, ManualClock]) -> None:
+    sim, wall = walled
+    wall.set(WALL_START)
+    sim.reset()
+    kis = Kis(sim)
+    key = await kis.approval()
+    auth = sim.app.state.sim.auth
+    assert auth.app_for_approval(key) == kis.appkey
+    wall.advance(86_399)
+    assert auth.app_for_approval(key) == kis.appkey
+    wall.advance(1)
+    assert auth.app_for_approval(key) is None
     await kis.close()
 
 

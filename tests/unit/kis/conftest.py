@@ -140,6 +140,7 @@ class Harness:
             self.store,
             self.limiter,
             clock=self.clock,
+            wall=self.clock,
             transport=httpx.MockTransport(self.kis.handler),
             sleep=self.sleep,
         )
