@@ -30,6 +30,12 @@ OPEN_AUCTION_START = time(8, 30)
 SESSION_OPEN = time(9, 0)
 CLOSING_AUCTION_START = time(15, 20)
 SESSION_CLOSE = time(15, 30)
+# the closing auction uncrosses once, at a random moment up to this many seconds after 15:30
+CLOSE_UNCROSS_MAX_DELAY_S = 30
+# after the close (KRX 시간외 시장): trades at the closing price, then periodic single-price auctions
+POST_CLOSE_START = time(15, 40)  # 장후 시간외 종가, ORD_DVSN 06
+AFTER_HOURS_START = time(16, 0)  # 시간외 단일가, ORD_DVSN 07, an uncross every 10 minutes
+AFTER_HOURS_END = time(18, 0)
 
 
 class Market(StrEnum):
@@ -45,7 +51,9 @@ class Phase(StrEnum):
     CLOSED = "CLOSED"
     PRE_OPEN = "PRE_OPEN"  # 08:30-09:00 opening auction order intake
     CONTINUOUS = "CONTINUOUS"  # 09:00-15:20
-    CLOSING_AUCTION = "CLOSING_AUCTION"  # 15:20-15:30, one uncross at 15:30
+    CLOSING_AUCTION = "CLOSING_AUCTION"  # 15:20-15:30, one uncross at 15:30 (+ up to 30 s)
+    POST_CLOSE = "POST_CLOSE"  # 15:40-16:00 장후 시간외: at the day's closing price only
+    AFTER_HOURS = "AFTER_HOURS"  # 16:00-18:00 시간외 단일가: single-price auctions every 10 minutes
 
 
 def tick_size(price: int, market: Market = Market.KOSPI) -> int:
@@ -108,6 +116,10 @@ def phase_at(at: datetime) -> Phase:
         return Phase.CONTINUOUS
     if CLOSING_AUCTION_START <= t < SESSION_CLOSE:
         return Phase.CLOSING_AUCTION
+    if POST_CLOSE_START <= t < AFTER_HOURS_START:
+        return Phase.POST_CLOSE
+    if AFTER_HOURS_START <= t < AFTER_HOURS_END:
+        return Phase.AFTER_HOURS
     return Phase.CLOSED
 
 
