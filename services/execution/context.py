@@ -38,6 +38,8 @@ class ExecutionConfig:
     listing_margin_s: float = 300.0
     full_listing_every: int = 20
     max_submit_attempts: int = 3
+    # reconcile passes between comparisons of our positions with the broker's (the first pass compares)
+    position_check_every: int = 2
     commission_rate: Decimal = Decimal("0.00015")
 
     @classmethod
@@ -56,6 +58,7 @@ class ExecutionConfig:
             lease_ttl_s=f("lease_ttl_s", 45.0),
             listing_margin_s=f("listing_margin_s", 300.0),
             full_listing_every=max(1, int(f("full_listing_every", 20))),
+            position_check_every=max(1, int(f("position_check_every", 2))),
             commission_rate=commission_rate,
         )
 

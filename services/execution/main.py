@@ -12,7 +12,7 @@ import contextlib
 
 from services.execution.cancels import CancelProcessor
 from services.execution.context import Exec, ExecutionConfig
-from services.execution.funds import FundsView
+from services.execution.funds import FundsView, broker_funds
 from services.execution.notices import NoticeApplier
 from services.execution.reconciler import Reconciler
 from services.execution.submitter import Submitter
@@ -25,8 +25,8 @@ async def body(ctx: ServiceContext) -> None:
     cfg = ExecutionConfig.from_env(ctx.settings.kis_commission_rate)
     broker = open_broker(ctx.settings, ctx.pool, ctx.settings.role_url("execution"), ctx.clock)
     ex = Exec(ctx.pool, broker, ctx.clock, cfg, ctx.instance_id, Waker(), stats=ctx.info)
-    funds = FundsView(cfg.commission_rate)
-    notices = NoticeApplier(ex)
+    funds = FundsView(cfg.commission_rate, broker_funds(broker.rest))
+    notices = NoticeApplier(ex, funds)
     submitter = Submitter(ex, funds, notices)
     reconciler = Reconciler(ex, notices, submitter, funds)
     cancels = CancelProcessor(ex)

@@ -21,6 +21,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from services.execution.context import SERVICE, Exec, Q
+from services.execution.funds import FundsView
 from services.execution.rules import fill_costs, order_status
 from shared import events
 from shared.clock import KST
@@ -31,8 +32,9 @@ Conn = AsyncConnection[DictRow]
 
 
 class NoticeApplier:
-    def __init__(self, ex: Exec) -> None:
+    def __init__(self, ex: Exec, funds: FundsView | None = None) -> None:
         self.ex = ex
+        self.funds = funds
         self._floor = -1
 
     async def drain(self, limit: int = 500) -> int:
@@ -113,6 +115,8 @@ class NoticeApplier:
         })).fetchone()
         if row is None:
             return "DUPLICATE", None, exec_key
+        if self.funds is not None:
+            self.funds.on_fill(order["side"], order["symbol"], qty, price * qty, fee + tax)
         await self.refresh_totals(conn, order)
         logger.info("fill {} {} {} {}@{} (order {})", row["fill_id"], order["side"], order["symbol"], qty, price,
                     order["broker_order_no"])

@@ -9,7 +9,10 @@ the oldest order still open here; the whole day on a process's first pass and ev
 - for every open order, adds the fills the notices never reported (after a grace period, so a
   notice still on its way is not counted twice), moves the status to what the quantities say,
   and writes an ``ops.events`` row for every correction;
-- resolves cancels/modifies in doubt, and refreshes the buying power the validator uses.
+- resolves cancels/modifies in doubt, and refreshes the buying power the validator uses;
+- records the broker's orders that are none of ours as MANUAL orders;
+- compares the broker's holdings with the net of our fills (at start and every few passes):
+  a difference that outlives a pass is DRIFT, an ERROR event on which Strategy halts trading.
 """
 
 from __future__ import annotations
@@ -25,11 +28,21 @@ from typing import Any
 from loguru import logger
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
 
 from services.execution.context import SERVICE, Exec, Q
 from services.execution.funds import FundsView
 from services.execution.notices import NoticeApplier
-from services.execution.rules import BrokerOrder, Intent, PendingOrder, fill_costs, match_in_doubt, order_status
+from services.execution.positions import PositionDiff, compare, describe, verdict
+from services.execution.rules import (
+    ORD_DVSN,
+    BrokerOrder,
+    Intent,
+    PendingOrder,
+    fill_costs,
+    match_in_doubt,
+    order_status,
+)
 from services.execution.submitter import Submitter, finish_intent_if_processing
 from shared import events
 from shared.clock import KST, kst
@@ -37,7 +50,7 @@ from shared.kis.errors import KisError
 from shared.kis.models import DailyCcldRow, format_odno
 from shared.kis.ports import Priority
 from shared.market_rules import Market, trade_date
-from shared.trade_states import IntentStatus, OrderStatus
+from shared.trade_states import IntentStatus, OrderStatus, PositionVerdict
 
 Conn = AsyncConnection[DictRow]
 LEASE = "execution-reconciler"
@@ -102,10 +115,12 @@ class Reconciler:
             await self._resolve_in_doubt(day, listing, done)
             await self._sync_orders(day, listing, listed_before, stream_up, done)
             await self._resolve_amendments(day, listing)
-            await self._report_unknown(day, listing)
+            await self._record_manual(day, listing)
+        if self._passes % ex.cfg.position_check_every == 0:
+            await self.check_positions()
         self._passes += 1
         if self._passes % 4 == 1:
-            await self._refresh_funds()
+            await self.funds.sync()
         ex.stats["reconcile_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         ex.count("reconcile_passes")
         return done
@@ -328,6 +343,7 @@ class Reconciler:
             "order_id": order["order_id"], "exec_key": f"r:{order['broker_order_no']}:{cum}",
             "symbol": order["symbol"], "side": order["side"], "qty": qty, "price": price, "fee": fee, "tax": tax,
             "ts": now, "source": "RECONCILE"})
+        self.funds.on_fill(order["side"], order["symbol"], qty, price * qty, fee + tax)
         await events.emit(conn, SERVICE, "ReconcileCorrection",
                           f"order {order['order_id']}: added {qty}@{price} the notices never reported",
                           level="WARN", symbol=order["symbol"], intent_id=order["intent_id"],
@@ -363,31 +379,79 @@ class Reconciler:
                     await conn.execute(Q["finish_cancel_request"], {"request_id": a["request_id"], "status": "FAILED",
                                                                      "reason": "the cancel never reached the broker"})
 
-    async def _report_unknown(self, day: date, listing: list[DailyCcldRow]) -> None:
-        async with self.ex.pool.connection() as conn:
+    async def _record_manual(self, day: date, listing: list[DailyCcldRow]) -> None:
+        """Record the broker's orders that are none of ours as MANUAL orders (seed 002: 수동 주문은
+        별도 마킹), so their fills count in positions and in-doubt resolution can never adopt them.
+
+        Only while nothing of ours is waiting for the broker's word: until then an unlinked broker
+        order may still be one of ours.  Amendments (a number with an original) are not orders.
+        """
+        ex = self.ex
+        async with ex.pool.connection() as conn:
+            pending = await (await conn.execute(Q["stale_pending"], self._stale_params())).fetchall()
+            young = await (await conn.execute(Q["young_pending"], {"after_s": ex.cfg.stale_pending_s})).fetchall()
+            if pending or young:
+                return
             linked = {r["broker_order_no"] for r in await (await conn.execute(Q["linked_numbers"],
                                                                                {"trade_date": day})).fetchall()}
-            pending = await (await conn.execute(Q["stale_pending"], self._stale_params())).fetchall()
-            young = await (await conn.execute(Q["young_pending"], {"after_s": self.ex.cfg.stale_pending_s})).fetchall()
-            if pending or young:
-                return  # an unlinked broker order may still be one of ours being resolved
             for r in listing:
-                if r.odno in linked or r.odno in self._reported_unknown:
+                if r.odno in linked or r.orgn_odno:
                     continue
-                self._reported_unknown.add(r.odno)
-                await events.emit(conn, SERVICE, "UnknownBrokerOrder",
-                                  f"broker order {r.odno} ({r.side.value} {r.ord_qty} {r.symbol}) is not ours",
-                                  level="WARN", symbol=r.symbol, broker_order_no=r.odno)
+                at = datetime.combine(r.ord_dt, r.ord_tmd, KST) if r.ord_tmd else ex.clock.now()
+                row = await (await conn.execute(Q["record_manual_order"], {
+                    "trade_date": day, "symbol": r.symbol, "side": r.side.value, "qty": r.ord_qty,
+                    "order_type": "LMT" if r.ord_dvsn_cd == ORD_DVSN["LMT"] else "MKT", "ord_dvsn": r.ord_dvsn_cd,
+                    "limit_price": r.ord_unpr or None, "at": at})).fetchone()
+                assert row is not None
+                await conn.execute(Q["link_ack"], {"order_id": row["order_id"], "odno": r.odno,
+                                                   "org_no": r.ord_gno_brno, "status": OrderStatus.SUBMITTED,
+                                                   "raw": None})
+                await events.emit(conn, SERVICE, "ManualOrder",
+                                  f"broker order {r.odno} ({r.side.value} {r.ord_qty} {r.symbol}) was placed outside "
+                                  "stock-manager: recorded as MANUAL, its fills count in positions", level="WARN",
+                                  symbol=r.symbol, market_ts=ex.clock.now(), order_id=row["order_id"],
+                                  broker_order_no=r.odno)
+                await self.notices.apply_orphans(conn, day, r.odno)
+                ex.count("manual_orders")
 
-    async def _refresh_funds(self) -> None:
-        rest = self.ex.broker.rest
+    async def check_positions(self) -> PositionVerdict | None:
+        """Compare the broker's holdings with the net of our fills and record the verdict.
+
+        Returns None when no comparison could be made: the broker did not answer, or a fill was
+        recorded while its holdings were being asked for (the two would describe different moments).
+        """
+        ex = self.ex
+        async with ex.pool.connection() as conn:
+            before = await (await conn.execute(Q["ledger_mark"])).fetchone()
         try:
-            psbl = await rest.inquire_psbl_order("005930", 0, "01")
-            balance = await rest.inquire_balance()
+            balance = await ex.broker.rest.inquire_balance()
         except KisError as e:
-            logger.warning("could not refresh buying power: {}", e)
-            return
-        self.funds.refresh(Decimal(psbl.ord_psbl_cash), {r.symbol: r.ord_psbl_qty for r in balance.rows})
+            logger.warning("could not ask the broker for its holdings: {}", e)
+            return None
+        async with ex.pool.connection() as conn:
+            after = await (await conn.execute(Q["ledger_mark"])).fetchone()
+            if before != after:
+                return None
+            ours = {r["symbol"]: int(r["qty"]) for r in await (await conn.execute(Q["ledger_positions"])).fetchall()}
+            last = await (await conn.execute(Q["last_position_check"])).fetchone()
+            previous = [PositionDiff.of_json(d) for d in last["diffs"]] if last is not None else None
+            diffs = compare({r.symbol: r.hldg_qty for r in balance.rows}, ours)
+            result = verdict(diffs, previous)
+            now = ex.clock.now()
+            await conn.execute(Q["insert_position_check"], {
+                "market_ts": now, "verdict": result, "symbols": len(set(ours) | {r.symbol for r in balance.rows}),
+                "diffs": Jsonb([d.as_json() for d in diffs])})
+            if result is PositionVerdict.MISMATCH:
+                await events.emit(conn, SERVICE, "PositionMismatch",
+                                  f"positions differ from the broker's: {describe(diffs)}; checking again",
+                                  level="WARN", market_ts=now, diffs=[d.as_json() for d in diffs])
+            elif result is PositionVerdict.DRIFT:
+                await events.emit(conn, SERVICE, "PositionDrift",
+                                  f"positions still differ from the broker's: {describe(diffs)}; nothing recorded "
+                                  "explains it, trading halts", level="ERROR", market_ts=now,
+                                  diffs=[d.as_json() for d in diffs])
+        ex.count("position_checks")
+        return result
 
 
 def _padded(r: DailyCcldRow) -> DailyCcldRow:

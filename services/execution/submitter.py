@@ -28,7 +28,7 @@ from services.execution.batching import GroupCommit
 from services.execution.context import SERVICE, Exec, Q
 from services.execution.funds import FundsView
 from services.execution.notices import NoticeApplier
-from services.execution.rules import ORD_DVSN, Intent, SymbolInfo, validate
+from services.execution.rules import ORD_DVSN, Intent, SymbolInfo, unaffordable, validate
 from shared import events
 from shared.kis.errors import BusinessRejected, KisError, OutcomeUnknown
 from shared.kis.models import OrderAck, Side, format_odno
@@ -77,6 +77,8 @@ class Submitter:
         valid: list[Intent] = []
         paid: list[Intent] = []
         ready: list[tuple[int, Intent]] = []
+        recheck: list[tuple[Intent, SymbolInfo, str]] = []
+        claimed_at = time.monotonic()
         async with ex.pool.connection() as conn:
             rows = await (await conn.execute(Q["claim_intents"], {"batch": room, "me": ex.owner})).fetchall()
             if not rows:
@@ -87,8 +89,14 @@ class Submitter:
                 intent = Intent(str(r["intent_id"]), r["action_key"], r["symbol"], r["side"], r["intent_type"],
                                 int(r["qty"]), r["order_type"], r["limit_price"])
                 info = _info(r)
-                reason = validate(intent, info, r["trading_state"], self.funds.snapshot(), ex.cfg.commission_rate)
+                reason = validate(intent, info, r["trading_state"], now)
                 if reason is None:
+                    assert info is not None  # an unknown symbol is a reason
+                    short = unaffordable(intent, info, self.funds.snapshot(), ex.cfg.commission_rate)
+                    if short is not None:
+                        # our figures say no, but they may be stale: the broker's fresh ones decide
+                        recheck.append((intent, info, short))
+                        continue
                     self.funds.reserve(intent, info)
                     # the budget has room now: write ahead in this transaction.  Once it has none,
                     # stop asking: each try is a round trip that would delay the paid sends
@@ -112,7 +120,38 @@ class Submitter:
             self._spawn(self._send_guarded(order_id, intent, written), paid_ctx.copy())
         for intent in valid:
             self._spawn(self._submit_guarded(intent), None)
+        for intent, info, short in recheck:
+            self._spawn(self._recheck_guarded(intent, info, short, claimed_at), None)
         return len(rows)
+
+    async def _recheck_guarded(self, intent: Intent, info: SymbolInfo, short: str, claimed_at: float) -> None:
+        try:
+            await self.recheck(intent, info, short, claimed_at)
+        except Exception as e:
+            logger.exception("re-checking intent {} failed unexpectedly: {}", intent.intent_id, type(e).__name__)
+
+    async def recheck(self, intent: Intent, info: SymbolInfo, short: str, claimed_at: float) -> None:
+        """Our figures said the account cannot carry this order: ask the broker, then decide.
+
+        Only figures asked for after the intent was claimed count, so every fill before the claim
+        is in them.  If the broker cannot be asked, the order goes out and the broker decides.
+        """
+        ex = self.ex
+        if await self.funds.sync(since=claimed_at):
+            short_now = unaffordable(intent, info, self.funds.snapshot(), ex.cfg.commission_rate)
+            if short_now is not None:
+                reason = f"{short_now} (the broker's figures)"
+                async with ex.pool.connection() as conn:
+                    await finish_intent_if_processing(conn, intent.intent_id, IntentStatus.REJECTED, reason)
+                    await events.emit(conn, SERVICE, "IntentRejected", reason, level="WARN", symbol=intent.symbol,
+                                      intent_id=intent.intent_id, market_ts=ex.clock.now(),
+                                      action_key=intent.action_key, our_figures=short)
+                ex.count("rejected_funds")
+                return
+            logger.info("intent {}: our figures said '{}'; the broker's allow it", intent.intent_id, short)
+            ex.count("funds_rechecked_ok")
+        self.funds.reserve(intent, info)
+        await self.submit(intent)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], context: Context | None) -> None:
         task = asyncio.create_task(coro, context=context)

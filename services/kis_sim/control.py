@@ -18,6 +18,7 @@ from starlette.routing import Route
 from shared.clock import KST, ScaledClock, kst
 from shared.market_rules import phase_at, trade_date
 
+from . import messages as m
 from .faults import FaultConfigError
 from .orders import Fill, Order
 from .sim import Sim
@@ -205,6 +206,27 @@ def routes(sim: Sim) -> list[Route]:
             return refused
         return _json({"now": _iso(sim.wall.now()), "speed": sim.wall.speed})
 
+    async def manual_order(request: Request) -> Response:
+        """An order placed on the account as a person would at HTS/MTS: not through the API key,
+        though the broker tells the account's notice subscriber about it all the same."""
+        try:
+            data = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return _json({"error": "body must be a JSON object"}, 400)
+        keys = {"account", "symbol", "side", "qty", "ord_dvsn", "price"}
+        if not isinstance(data, dict) or not set(data) <= keys or not {"account", "symbol", "side", "qty"} <= set(data):
+            return _json({"error": 'expected {"account": "CANO-01", "symbol", "side": BUY|SELL, "qty", '
+                                   '"ord_dvsn"?, "price"?}'}, 400)
+        acct = sim.broker.accounts.get(str(data["account"]))
+        if acct is None or data["side"] not in ("BUY", "SELL"):
+            return _json({"error": "unknown account or side"}, 400)
+        try:
+            accepted = sim.broker.place(acct.app_key, acct.cano, acct.prdt, str(data["symbol"]), data["side"],
+                                        str(data.get("ord_dvsn", "01")), str(data["qty"]), str(data.get("price", 0)))
+        except m.BizError as e:
+            return _json({"error": e.msg.msg1, "msg_cd": e.msg.msg_cd}, 409)
+        return _json(order_json(accepted.order))
+
     async def stats(request: Request) -> Response:
         """Counters of the gateway: requests seen and rate-limit (EGW00201) answers given."""
         return _json(dict(sim.stats))
@@ -239,4 +261,5 @@ def routes(sim: Sim) -> list[Route]:
         Route("/sim/wall", wall, methods=["GET", "POST"]),
         Route("/sim/symbols", symbols, methods=["GET"]),
         Route("/sim/stats", stats, methods=["GET"]),
+        Route("/sim/manual-order", manual_order, methods=["POST"]),
     ]

@@ -73,3 +73,31 @@ WITH open_orders AS (
 )
 SELECT min(attempt_market_ts) AS horizon, coalesce(bool_or(attempt_market_ts IS NULL), false) AS unknown_attempt
   FROM open_orders;
+
+-- name: record_manual_order
+-- A broker order that is none of ours (placed at HTS/MTS): recorded with no intent, origin MANUAL.
+-- It is created PENDING_SUBMIT like every order and linked to its broker number at once
+-- (link_ack, same transaction), so the status trigger sees only legal steps.
+INSERT INTO trade.orders (intent_id, origin, trade_date, symbol, side, qty, order_type, ord_dvsn, limit_price,
+                          status, status_reason, submit_attempts, attempt_market_ts)
+VALUES (NULL, 'MANUAL', %(trade_date)s, %(symbol)s, %(side)s, %(qty)s, %(order_type)s, %(ord_dvsn)s,
+        %(limit_price)s, 'PENDING_SUBMIT', 'placed at the broker outside stock-manager', 0, %(at)s)
+RETURNING order_id;
+
+-- name: ledger_positions
+-- Our holdings as the fills say (every day's, manual orders' included), with what they reflect.
+SELECT symbol, sum(CASE WHEN side = 'BUY' THEN qty ELSE -qty END)::bigint AS qty
+  FROM trade.fills
+ GROUP BY symbol;
+
+-- name: ledger_mark
+-- Changes when any fill is recorded: a comparison is valid only if this is the same before and after.
+SELECT count(*)::bigint AS n, coalesce(max(fill_id), 0) AS last_id FROM trade.fills;
+
+-- name: last_position_check
+SELECT check_id, verdict, diffs FROM trade.position_checks ORDER BY check_id DESC LIMIT 1;
+
+-- name: insert_position_check
+INSERT INTO trade.position_checks (market_ts, verdict, symbols, diffs)
+VALUES (%(market_ts)s, %(verdict)s, %(symbols)s, %(diffs)s)
+RETURNING check_id;
