@@ -1,4 +1,5 @@
-"""Status values and legal transitions of intents, orders and workers: the one place in Python.
+"""Status values and legal transitions of intents, orders and workers, and the order types an
+intent may ask for: the one place in Python.
 
 The database holds the same tables (``trade.*_transitions``) and a trigger enforces them; a test
 checks that the two agree.  ``NONE`` stands for "no row yet" (the insert).
@@ -7,6 +8,8 @@ checks that the two agree.  ``NONE`` stands for "no row yet" (the insert).
 from __future__ import annotations
 
 from enum import StrEnum
+
+from shared.market_rules import Phase
 
 NONE = "NONE"
 
@@ -29,6 +32,19 @@ class OrderStatus(StrEnum):
     CANCELLED = "CANCELLED"
     REJECTED = "REJECTED"
     ERROR = "ERROR"  # confirmed absent at the broker and given up
+
+
+class OrderOrigin(StrEnum):
+    INTENT = "INTENT"  # sent by Execution for an intent
+    MANUAL = "MANUAL"  # placed at the broker by a person (HTS/MTS), recorded so positions count it
+
+
+class PositionVerdict(StrEnum):
+    """Execution's comparison of the broker's holdings with the net of our fills."""
+
+    AGREE = "AGREE"
+    MISMATCH = "MISMATCH"  # a difference seen once: it may be a fill still on its way
+    DRIFT = "DRIFT"  # the same difference again a pass later: unexplained, trading halts
 
 
 class WorkerStatus(StrEnum):
@@ -123,3 +139,29 @@ AMENDMENT_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
         ("IN_DOUBT", "ERROR"),
     }
 )
+
+
+class OrderType(StrEnum):
+    """What an intent asks the broker for; each is one KIS ORD_DVSN (kis-api-facts §3.1).
+
+    Migration 0014 holds the same list in CHECK constraints on ``trade.order_intents`` and
+    ``trade.orders``; a test checks that the two agree.
+    """
+
+    MKT = "MKT"  # 01 시장가
+    LMT = "LMT"  # 00 지정가
+    CLMT = "CLMT"  # 02 조건부지정가: a limit until 15:20, a market order in the closing auction
+    CLOSE = "CLOSE"  # 06 장후 시간외 종가: at the day's closing price, 15:40-16:00
+    AHS = "AHS"  # 07 시간외 단일가: a limit within ±10 % of the close, 16:00-18:00
+
+
+_T = OrderType
+ORD_DVSN: dict[str, str] = {_T.MKT: "01", _T.LMT: "00", _T.CLMT: "02", _T.CLOSE: "06", _T.AHS: "07"}
+PRICED_ORDER_TYPES = frozenset({_T.LMT, _T.CLMT, _T.AHS})
+# The phases a session-bound type may be sent in.  MKT and LMT are absent: their timing is left to
+# the broker, as it always was.  Paper KIS takes neither CLOSE nor AHS (it knows ORD_DVSN 00-04 only).
+ORDER_TYPE_PHASES: dict[str, frozenset[Phase]] = {
+    _T.CLMT: frozenset({Phase.CONTINUOUS, Phase.CLOSING_AUCTION}),
+    _T.CLOSE: frozenset({Phase.POST_CLOSE}),
+    _T.AHS: frozenset({Phase.AFTER_HOURS}),
+}

@@ -94,6 +94,31 @@ def test_python_and_database_transition_tables_agree(db: TestDb) -> None:
     assert _transitions(db.admin_url, "amendment_transitions") == set(trade_states.AMENDMENT_TRANSITIONS)
 
 
+def test_python_and_database_order_types_agree(db: TestDb) -> None:
+    """Every type in ``OrderType`` is accepted with a price exactly when it is priced, on intents
+    and on orders; a type outside it is refused by both tables."""
+    with psycopg.connect(db.admin_url, autocommit=True) as conn:
+        for n, t in enumerate([*trade_states.OrderType, "MOC"]):
+            price = 70_000 if t in trade_states.PRICED_ORDER_TYPES else None
+            insert = ("INSERT INTO trade.order_intents (action_key, symbol, side, intent_type, qty, order_type,"
+                      " limit_price) VALUES (%s, '005930', 'SELL', 'EXIT_FULL', 1, %s, %s) RETURNING intent_id")
+            if t not in trade_states.ORD_DVSN:
+                with pytest.raises(errors.CheckViolation, match="order_type"):
+                    conn.execute(insert, (f"t{n}", t, price))
+                continue
+            row = conn.execute(insert, (f"t{n}", t, price)).fetchone()
+            assert row is not None
+            conn.execute("INSERT INTO trade.orders (intent_id, trade_date, symbol, side, qty, order_type, ord_dvsn,"
+                         " limit_price, status) VALUES (%s, current_date, '005930', 'SELL', 1, %s, %s, %s,"
+                         " 'PENDING_SUBMIT')", (row[0], t, trade_states.ORD_DVSN[t], price))
+            with pytest.raises(errors.CheckViolation, match="limit_price"):
+                conn.execute(insert, (f"u{n}", t, None if price else 70_000))
+        with pytest.raises(errors.CheckViolation, match="order_type"):
+            conn.execute("INSERT INTO trade.orders (intent_id, trade_date, symbol, side, qty, order_type, ord_dvsn,"
+                         " status) VALUES (gen_random_uuid(), current_date, '005930', 'SELL', 1, 'MOC', '02',"
+                         " 'PENDING_SUBMIT')")
+
+
 # --- ownership -----------------------------------------------------------------------------------
 
 _INTENT = (
@@ -198,8 +223,11 @@ def test_execution_records_orders_and_fills_but_cannot_rewrite_a_fill(db: TestDb
     [
         ("('a', '005930', 'BUY', 'ENTRY', 0, 'MKT', NULL)", "qty"),
         ("('a', '005930', 'SELL', 'ENTRY', 1, 'MKT', NULL)", "intent_side_matches_type"),
-        ("('a', '005930', 'BUY', 'ENTRY', 1, 'LMT', NULL)", "intent_limit_price_for_lmt"),
-        ("('a', '005930', 'BUY', 'ENTRY', 1, 'MKT', 100)", "intent_limit_price_for_lmt"),
+        ("('a', '005930', 'BUY', 'ENTRY', 1, 'LMT', NULL)", "intent_limit_price_when_priced"),
+        ("('a', '005930', 'BUY', 'ENTRY', 1, 'MKT', 100)", "intent_limit_price_when_priced"),
+        ("('a', '005930', 'SELL', 'EXIT_FULL', 1, 'CLOSE', 100)", "intent_limit_price_when_priced"),
+        ("('a', '005930', 'SELL', 'EXIT_FULL', 1, 'AHS', NULL)", "intent_limit_price_when_priced"),
+        ("('a', '005930', 'SELL', 'EXIT_FULL', 1, 'MOC', NULL)", "order_type"),
         ("('a', '5930', 'BUY', 'ENTRY', 1, 'MKT', NULL)", "symbol"),
         ("('a', '005930', 'HOLD', 'ENTRY', 1, 'MKT', NULL)", "side"),
     ],
