@@ -8,11 +8,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from shared.market_rules import Market, commission, on_tick, sell_tax, tick_size
-from shared.trade_states import OrderStatus
+from shared.market_rules import Market, commission, on_tick, phase_at, sell_tax, tick_size
+from shared.trade_states import ORD_DVSN as ORD_DVSN  # intent order_type → KIS ORD_DVSN (seed 002 and the close)
+from shared.trade_states import ORDER_TYPE_PHASES, PRICED_ORDER_TYPES, OrderStatus, OrderType
 
-# intent order_type → KIS ORD_DVSN (seed 002 mapping table)
-ORD_DVSN = {"MKT": "01", "LMT": "00"}
+# where each session-bound order type belongs, as status_reason says it
+_SESSION_OF = {
+    OrderType.CLMT: "the regular session (until the closing auction's uncross)",
+    OrderType.CLOSE: "the post-close session at the closing price, 15:40-16:00",
+    OrderType.AHS: "the after-hours single-price session, 16:00-18:00",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +50,15 @@ class Funds:
     sellable: dict[str, int]
 
 
-def validate(intent: Intent, info: SymbolInfo | None, trading_state: str, funds: Funds,
-             commission_rate: Decimal) -> str | None:
-    """Why this intent must not be sent, or None.  Every reason is a sentence for status_reason."""
+def validate(intent: Intent, info: SymbolInfo | None, trading_state: str,
+             at: datetime | None = None) -> str | None:
+    """Why this intent must not be sent, whatever the account holds, or None.
+
+    Every reason is a sentence for status_reason.  What the account can afford is a separate
+    question (``unaffordable``): its answer can be stale and is checked with the broker first.
+    ``at`` (market time) lets the session-bound types (CLMT, CLOSE, AHS) be refused outside their
+    session; the ±10 % band of an AHS price around the close is the broker's to judge.
+    """
     if info is None:
         return f"unknown symbol {intent.symbol}"
     if intent.qty <= 0:
@@ -61,9 +72,15 @@ def validate(intent: Intent, info: SymbolInfo | None, trading_state: str, funds:
         return f"trading state is {trading_state}: entries are blocked"
     if entry and info.halted:
         return f"{intent.symbol} is halted: entries are blocked"
-    if intent.order_type == "LMT":
+    phases = ORDER_TYPE_PHASES.get(intent.order_type)
+    if phases is not None and at is not None and phase_at(at) not in phases:
+        return (f"order type {intent.order_type} (ORD_DVSN {ORD_DVSN[intent.order_type]}) is only for "
+                f"{_SESSION_OF[OrderType(intent.order_type)]}; the market is {phase_at(at)}")
+    if intent.order_type not in PRICED_ORDER_TYPES and intent.limit_price is not None:
+        return f"a {intent.order_type} order carries no price, got {intent.limit_price}"
+    if intent.order_type in PRICED_ORDER_TYPES:
         if intent.limit_price is None:
-            return "a limit order needs a limit price"
+            return f"a {intent.order_type} order needs a limit price"
         price = intent.limit_price
         if price != price.to_integral_value() or not on_tick(int(price), info.market):
             return (f"limit price {price} is off the tick grid "
@@ -72,6 +89,11 @@ def validate(intent: Intent, info: SymbolInfo | None, trading_state: str, funds:
             return f"limit price {price} is above the daily upper limit {info.upper_limit}"
         if info.lower_limit is not None and price < info.lower_limit:
             return f"limit price {price} is below the daily lower limit {info.lower_limit}"
+    return None
+
+
+def unaffordable(intent: Intent, info: SymbolInfo, funds: Funds, commission_rate: Decimal) -> str | None:
+    """Why the account cannot carry this order by ``funds``, or None (also when funds are unknown)."""
     if intent.side == "BUY" and funds.cash is not None:
         need = buy_reservation(intent, info, commission_rate)
         if need is not None and need > funds.cash:
@@ -85,7 +107,7 @@ def validate(intent: Intent, info: SymbolInfo | None, trading_state: str, funds:
 
 def buy_reservation(intent: Intent, info: SymbolInfo, commission_rate: Decimal) -> Decimal | None:
     """Cash KIS holds for a buy: at the limit price, or at the upper limit for a market order."""
-    price = intent.limit_price if intent.order_type == "LMT" else (
+    price = intent.limit_price if intent.order_type in PRICED_ORDER_TYPES else (
         Decimal(info.upper_limit) if info.upper_limit is not None else None)
     if price is None:
         return None

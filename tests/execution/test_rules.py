@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 
 from services.execution.rules import (
+    ORD_DVSN,
     BrokerOrder,
     Funds,
     Intent,
@@ -15,8 +16,10 @@ from services.execution.rules import (
     fill_costs,
     match_in_doubt,
     order_status,
+    unaffordable,
     validate,
 )
+from shared.clock import KST
 from shared.market_rules import Market
 from shared.trade_states import OrderStatus
 
@@ -53,14 +56,19 @@ def intent(**kw: object) -> Intent:
 )
 def test_validation_reasons(kw: dict[str, object], info: SymbolInfo | None, state: str, funds: Funds,
                             reason: str) -> None:
-    got = validate(intent(**kw), info, state, funds, RATE)
+    the = intent(**kw)
+    got = validate(the, info, state) or (unaffordable(the, info, funds, RATE) if info else None)
     assert got is not None and reason in got
 
 
 def test_exits_pass_while_halted_and_valid_entries_pass() -> None:
     exit_ = intent(side="SELL", intent_type="EXIT_FULL", order_type="MKT", limit_price=None)
-    assert validate(exit_, SAMSUNG, "HALTED", Funds(None, {"005930": 10}), RATE) is None
-    assert validate(intent(), SAMSUNG, "ACTIVE", Funds(Decimal(10_000_000), {}), RATE) is None
+    assert validate(exit_, SAMSUNG, "HALTED") is None
+    assert unaffordable(exit_, SAMSUNG, Funds(None, {"005930": 10}), RATE) is None
+    assert validate(intent(), SAMSUNG, "ACTIVE") is None
+    assert unaffordable(intent(), SAMSUNG, Funds(Decimal(10_000_000), {}), RATE) is None
+    # a symbol the view has no figure for is the broker's to judge
+    assert unaffordable(exit_, SAMSUNG, Funds(None, {"000660": 0}), RATE) is None
 
 
 def test_market_buys_reserve_at_the_upper_limit() -> None:
@@ -108,3 +116,56 @@ def test_in_doubt_matching() -> None:
     # a matching order outside the window is still taken: never call absent what the broker may hold
     got = match_in_doubt([p(1, 0)], [b("C", 900)], **w)
     assert got[1] is not None and got[1].odno == "C"
+
+
+# --- the order types of the close --------------------------------------------------------------------
+
+def _at(hh: int, mm: int) -> datetime:
+    return datetime(2026, 3, 10, hh, mm, tzinfo=KST)  # a Tuesday
+
+
+def _sell(order_type: str, price: int | None) -> Intent:
+    return intent(side="SELL", intent_type="EXIT_FULL", order_type=order_type,
+                  limit_price=Decimal(price) if price is not None else None)
+
+
+def test_the_order_types_map_to_their_ord_dvsn() -> None:
+    assert ORD_DVSN == {"MKT": "01", "LMT": "00", "CLMT": "02", "CLOSE": "06", "AHS": "07"}
+
+
+@pytest.mark.parametrize(
+    ("order_type", "price", "hh", "mm", "reason"),
+    [
+        ("CLMT", 70_000, 15, 10, None),
+        ("CLMT", 70_000, 15, 25, None),  # in the auction it is a market order already
+        ("CLMT", 70_000, 15, 45, "only for the regular session"),
+        ("CLMT", None, 15, 10, "needs a limit price"),
+        ("CLMT", 70_050, 15, 10, "off the tick grid"),
+        ("CLMT", 49_600, 15, 10, "below the daily lower limit"),
+        ("CLOSE", None, 15, 40, None),
+        ("CLOSE", None, 15, 59, None),
+        ("CLOSE", None, 15, 35, "only for the post-close session at the closing price, 15:40-16:00; the market is"),
+        ("CLOSE", None, 16, 0, "only for the post-close session"),
+        ("CLOSE", None, 15, 10, "only for the post-close session"),
+        ("CLOSE", 70_000, 15, 45, "carries no price"),
+        ("AHS", 63_900, 16, 0, None),
+        ("AHS", 63_900, 17, 59, None),
+        ("AHS", 63_900, 15, 50, "only for the after-hours single-price session, 16:00-18:00"),
+        ("AHS", 63_900, 18, 0, "the market is CLOSED"),
+        ("AHS", None, 16, 30, "needs a limit price"),
+        ("AHS", 63_950, 16, 30, "off the tick grid"),
+    ],
+)
+def test_session_bound_types_are_refused_outside_their_session(order_type: str, price: int | None, hh: int,
+                                                               mm: int, reason: str | None) -> None:
+    got = validate(_sell(order_type, price), SAMSUNG, "REDUCING", _at(hh, mm))
+    if reason is None:
+        assert got is None
+    else:
+        assert got is not None and reason in got
+
+
+def test_without_the_time_only_the_price_rules_apply() -> None:
+    assert validate(_sell("CLOSE", None), SAMSUNG, "ACTIVE") is None
+    assert validate(_sell("AHS", 63_900), SAMSUNG, "ACTIVE") is None
+    assert validate(_sell("MKT", None), SAMSUNG, "ACTIVE", _at(15, 45)) is None  # MKT/LMT: the broker's to judge
