@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1", help="kis-sim only")
     run.add_argument("--port", type=int, default=8800, help="kis-sim only")
     run.add_argument("--env", choices=["real", "paper"], default="real", help="kis-sim only")
+    run.add_argument("--seed", type=int, default=None,
+                     help="kis-sim only: the market's seed (the same seed gives the same day)")
 
     st = sub.add_parser("status", help="one screen of health from the monitor views (as sm_readonly)")
     st.add_argument("--watch", action="store_true", help="redraw every 2 s")
@@ -101,9 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.service == "kis-sim":
         from services.kis_sim.app import serve
+        from services.kis_sim.config import SimConfig
 
+        config = SimConfig(env=args.env, seed=args.seed) if args.seed is not None else None
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(args.host, args.port, args.env))
+            asyncio.run(serve(args.host, args.port, args.env, config))
         return 0
     if args.service == "dashboard":
         from stock_manager.dashboard.main import main as svc_main
