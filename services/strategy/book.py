@@ -7,7 +7,7 @@ leave a position half-applied, and recovery after a crash is the same code run f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from services.strategy import ops
 from services.strategy.queries import Q
 from services.strategy.rules.exits import FORCED_REASONS
+from services.strategy.rules.liquidation import liquidation_costs, liquidation_note
 from services.strategy.rules.positions import FillRow, Position, fold, unrealized
 from services.strategy.rules.risk import RiskSnapshot
 from services.strategy.rules.summary import DailySummary, TripResult, summarize
@@ -136,10 +137,17 @@ async def write_daily_summary(conn: AsyncConnection[Any], d: date) -> DailySumma
         for r in await (await conn.execute(Q["trips_of_date"], {"trade_date": d})).fetchall()
     ]
     lo = datetime.combine(d, time(0), KST)
+    bounds = {"lo": lo, "hi": lo + timedelta(days=1)}
     unfilled = [{"symbol": r["symbol"], **(r["data"] or {})}
-                for r in await (await conn.execute(Q["unfilled_on_date"],
-                                                   {"lo": lo, "hi": lo + timedelta(days=1)})).fetchall()]
+                for r in await (await conn.execute(Q["unfilled_on_date"], bounds)).fetchall()]
     s = summarize(trips, unfilled)
+    # what the day's liquidations got against the price when each began (EC-003)
+    sells = await (await conn.execute(Q["liquidation_sells_on_date"], bounds)).fetchall()
+    if sells:
+        costs = liquidation_costs(sells)
+        note = liquidation_note(costs)
+        s = replace(s, notes={**s.notes, "liquidation": costs,
+                              "suggestions": s.notes["suggestions"] + ([note] if note else [])})
     await conn.execute(Q["upsert_daily_summary"], {
         "trade_date": d, "realized_pnl": s.realized_pnl, "trades_count": s.trades_count, "wins": s.wins,
         "losses": s.losses, "win_rate": s.win_rate, "avg_pnl": s.avg_pnl, "max_loss": s.max_loss, "fees": s.fees,

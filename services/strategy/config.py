@@ -12,7 +12,7 @@ from datetime import time
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.settings import SettingsError
@@ -33,8 +33,17 @@ class StrategyConfig(BaseSettings):
     daily_loss_limit: Decimal = Field(default=Decimal(300_000), gt=0)
     max_positions: int = Field(default=5, ge=1, le=100)
     max_symbol_exposure: Decimal = Field(default=Decimal(3_000_000), gt=0)
-    # the forced liquidation starts this many minutes before the 15:30 close
+    # the forced liquidation starts this many minutes before the 15:30 close for the least liquid
+    # position, and last_lead minutes before it for the most liquid (SC-008: 10-15 minutes)
     liquidation_lead_min: float = Field(default=15.0, ge=1, le=120)
+    liquidation_last_lead_min: float = Field(default=11.0, ge=1, le=120)
+    # a liquidation sell is a conditional limit (ORD_DVSN 02) this many ticks below the bid
+    liquidation_limit_ticks: int = Field(default=2, ge=0, le=20)
+    # no cancel later than this before the 15:20 auction, so a re-priced sell is back before it
+    liquidation_cancel_guard_s: float = Field(default=30.0, ge=0, le=600)
+    # sell what the close leaves in the post-close (06) and after-hours (07) sessions; the service
+    # sets it from the KIS environment unless SM_STRATEGY_AFTER_HOURS says (paper KIS has neither)
+    after_hours: bool = True
     # liveness is wall time on the database's clock, so every process agrees on it
     lock_ttl_s: int = Field(default=30, ge=2, le=3600)
     worker_ttl_s: float = Field(default=30.0, ge=2, le=3600)
@@ -50,6 +59,14 @@ class StrategyConfig(BaseSettings):
     scan_store_limit: int = Field(default=50, ge=0, le=5000)
     monitor_event_every_s: float = Field(default=60.0, ge=0, le=3600)
 
+    @field_validator("liquidation_last_lead_min")
+    @classmethod
+    def _last_lead(cls, v: float, info: ValidationInfo) -> float:
+        lead = info.data.get("liquidation_lead_min")
+        if lead is not None and v > lead:
+            raise ValueError(f"must not exceed SM_STRATEGY_LIQUIDATION_LEAD_MIN ({lead})")
+        return v
+
     def risk_defaults(self) -> dict[str, Any]:
         return {
             "capital_limit": str(self.capital_limit),
@@ -57,6 +74,8 @@ class StrategyConfig(BaseSettings):
             "max_positions": self.max_positions,
             "max_symbol_exposure": str(self.max_symbol_exposure),
             "liquidation_lead_min": self.liquidation_lead_min,
+            "liquidation_last_lead_min": self.liquidation_last_lead_min,
+            "after_hours": self.after_hours,
         }
 
 

@@ -8,6 +8,7 @@ the same sale at the same moment compute the same key and only one intent surviv
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -116,14 +117,21 @@ async def outcome(conn: AsyncConnection[Any], intent_id: UUID) -> Outcome:
     return judge(row)
 
 
-async def open_sell_qty(conn: AsyncConnection[Any], symbol: str) -> int:
-    row = await (await conn.execute(Q["open_sell_qty"], {"symbol": symbol})).fetchone()
+async def open_sell_qty(conn: AsyncConnection[Any], symbol: str, *, types: Collection[str] | None = None) -> int:
+    """Shares on their way to be sold, by orders of ``types`` only if given."""
+    row = await (await conn.execute(Q["open_sell_qty"], {
+        "symbol": symbol, "types": sorted(types) if types is not None else None})).fetchone()
     return int(row["qty"]) if row else 0
 
 
-async def sells_written(conn: AsyncConnection[Any], symbol: str, trip: int) -> int:
-    row = await (await conn.execute(Q["count_exit_intents"],
-                                    {"symbol": symbol, "prefix": exit_key_prefix(symbol, trip)})).fetchone()
+async def sells_written(conn: AsyncConnection[Any], symbol: str, trip: int, *, types: Collection[str] | None = None,
+                        reasons: Collection[str] | None = None, since: datetime | None = None) -> int:
+    """Sells written for a round trip: all of them (the next action_key), or those of ``types`` and
+    ``reasons`` since ``since`` (the attempts of one stage of the close)."""
+    row = await (await conn.execute(Q["count_exit_intents"], {
+        "symbol": symbol, "prefix": exit_key_prefix(symbol, trip),
+        "types": sorted(types) if types is not None else None,
+        "reasons": sorted(reasons) if reasons is not None else None, "since": since})).fetchone()
     return int(row["n"]) if row else 0
 
 

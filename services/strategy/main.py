@@ -13,6 +13,9 @@ from shared.settings import SettingsError
 
 async def body(ctx: ServiceContext, cfg: StrategyConfig | None = None) -> None:
     cfg = cfg or load_config()
+    if "after_hours" not in cfg.model_fields_set:
+        # paper KIS takes ORD_DVSN 00-04 only: no post-close (06) or after-hours (07) sells there
+        cfg = cfg.model_copy(update={"after_hours": ctx.settings.kis_env != "paper"})
     app = StrategyApp(ctx.pool, ctx.clock, cfg, ctx.instance_id, ctx.stopping)
     ctx.info.update(workers=cfg.workers, strategy_version=cfg.strategy_version)
     await app.run()

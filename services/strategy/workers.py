@@ -391,8 +391,9 @@ class Worker:
         if not t.in_session:
             async with self.rt.pool.connection() as conn:
                 await ops.emit(conn, "PositionLeftOpen",
-                               f"{sym} x{pos['qty']} still open after the close; lock released, adopted next session",
-                               level="ERROR", symbol=sym, worker_id=self.worker_id, market_ts=t.now, qty=pos["qty"])
+                               f"{sym} x{pos['qty']} still open after the regular session; lock released: the "
+                               "liquidator sells it after the close or reports it, else the next session adopts it",
+                               level="WARN", symbol=sym, worker_id=self.worker_id, market_ts=t.now, qty=pos["qty"])
                 await locks.release_lock(conn, sym, self.worker_id, "market closed", t.now)
                 await self._move(conn, W.SCAN, symbol=None, reason="market closed")
             return

@@ -18,6 +18,7 @@ from psycopg import AsyncConnection
 
 from shared.clock import KST
 from shared.market_rules import Market, commission, sell_tax, trade_date
+from shared.trade_states import ORD_DVSN
 
 # a Tuesday, mid-session
 T0 = datetime(2026, 3, 10, 10, 0, tzinfo=KST)
@@ -96,7 +97,7 @@ async def execute(conn: AsyncConnection[Any], intent_id: UUID, fills: Sequence[t
         "INSERT INTO trade.orders (intent_id, trade_date, broker_order_no, symbol, side, qty, order_type, ord_dvsn,"
         " limit_price, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'PENDING_SUBMIT') RETURNING order_id",
         (intent_id, d, f"{next(_order_no):010d}", i["symbol"], i["side"], i["qty"], i["order_type"],
-         "01" if i["order_type"] == "MKT" else "00", i["limit_price"]))
+         ORD_DVSN[i["order_type"]], i["limit_price"]))
     row = await cur.fetchone()
     assert row is not None
     order_id = int(row["order_id"])
@@ -109,21 +110,36 @@ async def execute(conn: AsyncConnection[Any], intent_id: UUID, fills: Sequence[t
     await conn.execute("UPDATE trade.orders SET status = 'SUBMITTED', submitted_ts = now() WHERE order_id = %s",
                        (order_id,))
     await conn.execute("UPDATE trade.order_intents SET status = 'SUBMITTED' WHERE intent_id = %s", (intent_id,))
-    filled = 0
+    await settle(conn, order_id, fills, final=final, at=at)
+    return order_id
+
+
+async def settle(conn: AsyncConnection[Any], order_id: int, fills: Sequence[tuple[int, int]] = (), *,
+                 final: str | None = None, at: datetime = T0) -> None:
+    """The broker's later word on an order already SUBMITTED: more fills, then ``final`` (FILLED when
+    covered; CANCELLED for the rest, as an order the session ended with expires)."""
+    o = await (await conn.execute("SELECT * FROM trade.orders WHERE order_id = %s", (order_id,))).fetchone()
+    assert o is not None
+    filled = int(o["filled_qty"])
     for qty, price in fills:
         amount = Decimal(qty * price)
-        tax = sell_tax(amount, Market.KOSPI, d) if i["side"] == "SELL" else Decimal(0)
+        tax = sell_tax(amount, Market.KOSPI, trade_date(at)) if o["side"] == "SELL" else Decimal(0)
         await conn.execute(
             "INSERT INTO trade.fills (order_id, exec_key, symbol, side, qty, price, fee, tax, ts, source)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'NOTICE')",
-            (order_id, f"x{next(_exec_no)}", i["symbol"], i["side"], qty, price, commission(amount), tax, at))
+            (order_id, f"x{next(_exec_no)}", o["symbol"], o["side"], qty, price, commission(amount), tax, at))
         filled += qty
-    status = final or ("FILLED" if filled >= int(i["qty"]) else "PARTIAL" if filled else "SUBMITTED")
-    cancelled = int(i["qty"]) - filled if status == "CANCELLED" else 0
-    if status != "SUBMITTED":
-        if status == "CANCELLED" and filled:
-            await conn.execute("UPDATE trade.orders SET status = 'PARTIAL', filled_qty = %s WHERE order_id = %s",
-                               (filled, order_id))
-        await conn.execute("UPDATE trade.orders SET status = %s, filled_qty = %s, cancelled_qty = %s"
-                           " WHERE order_id = %s", (status, filled, cancelled, order_id))
-    return order_id
+    status = final or ("FILLED" if filled >= int(o["qty"]) else "PARTIAL" if filled else o["status"])
+    if filled and o["status"] == "SUBMITTED" and status != "FILLED":
+        await conn.execute("UPDATE trade.orders SET status = 'PARTIAL', filled_qty = %s WHERE order_id = %s",
+                           (filled, order_id))
+    cancelled = int(o["qty"]) - filled if status == "CANCELLED" else 0
+    await conn.execute("UPDATE trade.orders SET status = %s, filled_qty = %s, cancelled_qty = %s WHERE order_id = %s",
+                       (status, filled, cancelled, order_id))
+
+
+async def add_close(conn: AsyncConnection[Any], symbol: str, close: int, *, day: datetime = T0) -> None:
+    """The 15:30 bar, which holds the closing uncross."""
+    ts = day.replace(hour=15, minute=30, second=0, microsecond=0)
+    await conn.execute(CANDLE_SQL, {"symbol": symbol, "ts": ts, "close": close, "high": close, "low": close,
+                                    "turnover": close * 1000})

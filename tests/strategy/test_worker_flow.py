@@ -42,7 +42,8 @@ async def test_sc001_start_registers_idle_then_scans(app: StrategyApp, admin_poo
     assert started["worker_id"] == w.worker_id and started["data"]["pid"] == w.pid
     assert started["data"]["status"] == "IDLE"
     assert conf["data"]["risk"] == {"capital_limit": "10000000", "daily_loss_limit": "300000", "max_positions": 5,
-                                    "max_symbol_exposure": "3000000", "liquidation_lead_min": 15.0}
+                                    "max_symbol_exposure": "3000000", "liquidation_lead_min": 15.0,
+                                    "liquidation_last_lead_min": 11.0, "after_hours": True}
     params = await rows(admin_pool, "SELECT params_version, strategy_version FROM trade.strategy_params")
     assert params == [{"params_version": "breakout-v1@2026-03-10", "strategy_version": "breakout-v1"}]
     assert logged(logs, "INFO", "strategy settings loaded", "daily_loss_limit")

@@ -32,20 +32,27 @@ SELECT i.intent_id, i.symbol, i.side, i.intent_type, i.qty, i.status AS intent_s
 
 -- name: open_sell_qty
 -- Shares of a symbol already on their way to be sold: intents Execution has not turned into an
--- order yet, plus the unfilled part of open sell orders.
+-- order yet, plus the unfilled part of open sell orders; only of the given order types, if any
+-- (after the close, an order of an earlier session is dead whatever its row says yet).
 SELECT coalesce(sum(x.q), 0)::bigint AS qty, count(*)::int AS n FROM (
     SELECT i.qty AS q FROM trade.order_intents i
      WHERE i.symbol = %(symbol)s AND i.side = 'SELL' AND i.status IN ('NEW', 'PROCESSING')
+       AND (%(types)s::text[] IS NULL OR i.order_type = ANY(%(types)s::text[]))
        AND NOT EXISTS (SELECT 1 FROM trade.orders o WHERE o.intent_id = i.intent_id)
     UNION ALL
     SELECT o.qty - o.filled_qty - o.cancelled_qty FROM trade.orders o
      WHERE o.symbol = %(symbol)s AND o.side = 'SELL'
+       AND (%(types)s::text[] IS NULL OR o.order_type = ANY(%(types)s::text[]))
        AND o.status IN ('PENDING_SUBMIT', 'IN_DOUBT', 'SUBMITTED', 'PARTIAL')
 ) x;
 
 -- name: count_exit_intents
+-- The sells of one round trip; only of the given order types and reasons since the given time, if any.
 SELECT count(*)::int AS n FROM trade.order_intents
- WHERE symbol = %(symbol)s AND side = 'SELL' AND starts_with(action_key, %(prefix)s);
+ WHERE symbol = %(symbol)s AND side = 'SELL' AND starts_with(action_key, %(prefix)s)
+   AND (%(types)s::text[] IS NULL OR order_type = ANY(%(types)s::text[]))
+   AND (%(reasons)s::text[] IS NULL OR reason = ANY(%(reasons)s::text[]))
+   AND (%(since)s::timestamptz IS NULL OR market_ts >= %(since)s::timestamptz);
 
 -- name: pending_entries
 -- Cash the broker holds or will hold for entries not yet filled (a market buy at the upper limit).

@@ -146,9 +146,13 @@ SELECT symbol, pnl, fees, taxes, exit_reason, forced, partial_orders, entry_slip
  ORDER BY exit_ts, trip_id;
 
 -- name: unfilled_on_date
-SELECT symbol, data FROM ops.events
- WHERE service = 'strategy' AND kind = 'LiquidationIncomplete'
-   AND market_ts >= %(lo)s AND market_ts < %(hi)s
+-- The last word on each symbol the liquidation could not finish that day (which stage, how many).
+SELECT symbol, data FROM (
+    SELECT DISTINCT ON (symbol) event_id, symbol, data FROM ops.events
+     WHERE service = 'strategy' AND kind = 'LiquidationIncomplete'
+       AND market_ts >= %(lo)s AND market_ts < %(hi)s
+     ORDER BY symbol, event_id DESC
+) x
  ORDER BY event_id;
 
 -- name: upsert_daily_summary
