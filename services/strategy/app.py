@@ -21,6 +21,7 @@ from services.strategy import book, ops
 from services.strategy.config import StrategyConfig
 from services.strategy.liquidation import Liquidator
 from services.strategy.queries import Q
+from services.strategy.quotes import QuoteSource
 from services.strategy.recovery import Recovery, recover
 from services.strategy.runtime import Runtime, pace, trading_state
 from services.strategy.scanner import ScanError, Scanner
@@ -32,8 +33,10 @@ from shared.market_rules import Phase, phase_at
 
 class StrategyApp:
     def __init__(self, pool: Pool, clock: Clock, cfg: StrategyConfig, instance_id: str,
-                 stopping: asyncio.Event | None = None) -> None:
+                 stopping: asyncio.Event | None = None, quotes: QuoteSource | None = None) -> None:
         self.rt = Runtime(pool, clock, cfg, instance_id, stopping or asyncio.Event())
+        if quotes is not None:
+            self.rt.quotes = quotes
         self.scanner = Scanner(self.rt)
         self.liquidator = Liquidator(self.rt)
         self.workers: list[Worker] = []

@@ -58,6 +58,12 @@ class StrategyConfig(BaseSettings):
     liquidation_max_retries: int = Field(default=3, ge=1, le=50)
     scan_store_limit: int = Field(default=50, ge=0, le=5000)
     monitor_event_every_s: float = Field(default=60.0, ge=0, le=3600)
+    # exits never judge a stale price: a held symbol's published quote older than this many market
+    # seconds (prices move with the market) is replaced by a REST quote; on a sped-up clock the
+    # limit is never under the wall floor (delivering a price takes wall time)
+    max_quote_age_s: float = Field(default=30.0, gt=0, le=3600)
+    quote_age_floor_wall_s: float = Field(default=3.0, ge=0, le=600)
+    rest_quote_timeout_s: float = Field(default=5.0, gt=0, le=120)
 
     @field_validator("liquidation_last_lead_min")
     @classmethod

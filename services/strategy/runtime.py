@@ -1,4 +1,5 @@
-"""What every part of the Strategy service shares: pool, clock, settings, parameters, stop flag."""
+"""What every part of the Strategy service shares: pool, clock, settings, parameters, stop flag,
+and the broker's quotes (for a held symbol whose published price is stale)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from psycopg.types.json import Jsonb
 
 from services.strategy.config import Params, StrategyConfig
 from services.strategy.queries import Q
+from services.strategy.quotes import NoQuotes, QuoteSource
 from services.strategy.rules.risk import RiskLimits
 from shared.clock import Clock
 from shared.db.pool import Pool
@@ -34,6 +36,7 @@ class Runtime:
     cfg: StrategyConfig
     instance_id: str
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    quotes: QuoteSource = field(default_factory=lambda: NoQuotes("no broker quote source configured"))
     _params: dict[date, ParamsVersion] = field(default_factory=dict)
 
     def now(self) -> datetime:

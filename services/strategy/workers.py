@@ -4,8 +4,10 @@ A worker holds at most one symbol.  In SCAN it adopts an orphaned position if th
 worker died), else takes the best signal it can lock, passes the risk checks and writes an ENTRY
 intent, then waits for Execution: a real position moves it to HOLD, a rejection releases the lock
 and it scans on.  In HOLD it watches only the exit rules and writes EXIT intents; when the position
-is flat it releases the lock and scans again.  Forced liquidation is the liquidator's (it orders
-all positions by liquidity), so a holding worker only watches while it runs.
+is flat it releases the lock and scans again.  The rules judge PriceSync's quote only while it is
+young (``max_quote_age_s``); an older one is replaced by the broker's REST quote, and with neither
+there is no decision that step.  Forced liquidation is the liquidator's (it orders all positions by
+liquidity), so a holding worker only watches while it runs.
 
 ``step`` does one bounded piece of work and returns: the loop paces it, tests drive it directly.
 Every transition is a row in trade.worker_history and an INFO log line with worker id, pid and
@@ -14,6 +16,7 @@ status; the database refuses an illegal one.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -39,7 +42,16 @@ from services.strategy.intents import (
     write_intent,
 )
 from services.strategy.queries import Q
-from services.strategy.rules.exits import ExitKind, Holding, Quote, evaluate_exit
+from services.strategy.quotes import RestQuote
+from services.strategy.rules.exits import (
+    ExitKind,
+    Holding,
+    PriceSource,
+    Quote,
+    evaluate_exit,
+    quote_age_limit_s,
+    quote_is_stale,
+)
 from services.strategy.rules.liquidation import flatten_requested, in_liquidation_window
 from services.strategy.rules.risk import EntryProposal, check_entry, check_exit
 from services.strategy.rules.scan import Evaluation
@@ -89,6 +101,14 @@ class Tick:
         return self.phase in (Phase.CONTINUOUS, Phase.CLOSING_AUCTION)
 
 
+def _published(q: Any, now: datetime, limit: float) -> dict[str, Any]:
+    """What PriceSync had published, for the record of a decision taken on another price."""
+    if q is None:
+        return {"price": None, "ts": None, "age": "missing", "limit_s": limit}
+    age = (now - q["ts"]).total_seconds()
+    return {"price": q["price"], "ts": q["ts"], "age": f"{age:.0f}s old", "age_s": round(age, 1), "limit_s": limit}
+
+
 def _market(name: str | None) -> Market:
     try:
         return Market(name or "KOSPI")
@@ -111,6 +131,8 @@ class Worker:
         self.lost = False
         self.registered = False
         self._last_monitor: datetime | None = None
+        self._last_no_quote: datetime | None = None
+        self._rest: RestQuote | None = None
         self._retry_after = 0.0
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -397,21 +419,30 @@ class Worker:
                 await locks.release_lock(conn, sym, self.worker_id, "market closed", t.now)
                 await self._move(conn, W.SCAN, symbol=None, reason="market closed")
             return
+        cfg = self.rt.cfg
+        limit = quote_age_limit_s(cfg.max_quote_age_s, cfg.quote_age_floor_wall_s, self.rt.clock.speed)
         async with self.rt.pool.connection() as conn:
             q = await (await conn.execute(Q["quote"], {
                 "symbol": sym, "now": t.now, "since": t.now - timedelta(minutes=pv.params.lookback_min),
                 "short": pv.params.sma_short})).fetchone()
-            if q is not None:
-                await conn.execute(Q["set_high_water"], {"symbol": sym, "price": q["price"]})
-        if t.liquidating or q is None or monotonic() < self._retry_after:
-            return  # the liquidator sells everything now; or no price to decide on
-        sma = q["sma_short"] if int(q["n_bars"] or 0) >= pv.params.sma_short else None
+            sma = q["sma_short"] if q is not None and int(q["n_bars"] or 0) >= pv.params.sma_short else None
+            quote: Quote | None = None
+            if q is not None and not quote_is_stale(q["ts"], t.now, limit):
+                quote = Quote(q["price"], sma, q["ts"])
+                await conn.execute(Q["set_high_water"], {"symbol": sym, "price": quote.price})
+        acting = not t.liquidating and monotonic() >= self._retry_after
+        if quote is None and acting:
+            quote = await self._rest_quote(t, sym, q, sma, limit)
+        if not acting or quote is None:
+            return  # the liquidator sells everything now; or no price fit to decide on
         holding = Holding(qty=int(pos["qty"]), avg_price=pos["avg_price"], entry_ts=pos["entry_ts"] or t.now,
-                          high_water=max(pos["high_water_price"] or q["price"], q["price"]),
+                          high_water=max(pos["high_water_price"] or quote.price, quote.price),
                           exit_stage=int(pos["exit_stage"]))
-        d = evaluate_exit(holding, Quote(q["price"], sma, q["ts"]), pv.params, t.now)
+        d = evaluate_exit(holding, quote, pv.params, t.now)
+        inputs = d.inputs if quote.source is PriceSource.PRICESYNC else {
+            **d.inputs, "stale_quote": _published(q, t.now, limit)}
         if d.kind is ExitKind.NONE:
-            await self._monitoring(t, sym, d.inputs)
+            await self._monitoring(t, sym, inputs)
             return
         async with self.rt.pool.connection() as conn:
             covered = await open_sell_qty(conn, sym)
@@ -422,18 +453,53 @@ class Worker:
             n = await sells_written(conn, sym, trip)
             full = d.kind is ExitKind.FULL or qty >= holding.qty
             assert d.reason is not None
-            await ops.emit(conn, "ExitTriggered", f"{sym}: {d.reason.value} -> sell {qty} of {holding.qty}",
+            await ops.emit(conn, "ExitTriggered", f"{sym}: {d.reason.value} -> sell {qty} of {holding.qty} "
+                           f"(price {quote.price} from {quote.source.value})",
                            symbol=sym, worker_id=self.worker_id, market_ts=t.now, reason=d.reason, qty=qty,
-                           **d.inputs)
+                           **inputs)
             written = await write_intent(conn, IntentSpec(
                 action_key=f"{exit_key_prefix(sym, trip)}{n}", symbol=sym, side="SELL",
                 intent_type="EXIT_FULL" if full else "EXIT_PARTIAL", qty=qty, order_type="MKT", limit_price=None,
                 reason=d.reason.value, worker_id=self.worker_id, strategy_version=pv.strategy_version,
-                params_version=pv.version, ref_price=Decimal(q["price"]), context={**d.inputs, "rule": d.reason}),
+                params_version=pv.version, ref_price=Decimal(quote.price), context={**inputs, "rule": d.reason}),
                 t.now)
             if not full:
                 await conn.execute(Q["set_exit_stage"], {"symbol": sym, "trip": trip, "stage": 1})
         self.pending = Pending(written.intent_id, "EXIT", sym, monotonic(), partial=not full)
+
+    async def _rest_quote(self, t: Tick, sym: str, q: Any, sma: Decimal | None, limit: float) -> Quote | None:
+        """PriceSync's quote is stale or missing: the broker's instead, kept while it is young enough.
+
+        The REST price lives in this worker's memory only (``market.*`` is PriceSync's); the exit it
+        decides records it as its source.  None when the broker has no answer either: then no
+        decision at all this step, never one on the stale price.
+        """
+        rest = self._rest
+        if rest is None or rest.symbol != sym or quote_is_stale(rest.at, t.now, limit):
+            try:
+                price = await asyncio.wait_for(self.rt.quotes.price(sym), self.rt.cfg.rest_quote_timeout_s)
+            except Exception as e:  # a timeout, the broker, the budget: whatever it is, no price this step
+                await self._no_quote(t, sym, q, limit, f"{type(e).__name__}: {e}")
+                return None
+            rest = self._rest = RestQuote(sym, price, self.rt.now())
+            logger.info("{}: published quote stale ({}); REST quote {} judged instead", sym,
+                        _published(q, t.now, limit)["age"], price)
+            async with self.rt.pool.connection() as conn:
+                await conn.execute(Q["set_high_water"], {"symbol": sym, "price": price})
+        return Quote(rest.price, sma, rest.at, PriceSource.REST)
+
+    async def _no_quote(self, t: Tick, sym: str, q: Any, limit: float, why: str) -> None:
+        every = self.rt.cfg.monitor_event_every_s
+        seen = _published(q, t.now, limit)
+        if self._last_no_quote is not None and (t.now - self._last_no_quote).total_seconds() < every:
+            logger.debug("{}: still no price fit to judge (published {}, REST {})", sym, seen["age"], why)
+            return
+        self._last_no_quote = t.now
+        async with self.rt.pool.connection() as conn:
+            await ops.emit(conn, "QuoteUnavailable",
+                           f"{sym}: published quote {seen['age']} (limit {limit:.0f}s) and no REST quote ({why}); "
+                           f"no exit decision until a price is fit to judge", level="WARN", symbol=sym,
+                           worker_id=self.worker_id, market_ts=t.now, stale_quote=seen, error=why)
 
     async def _poll_exit(self, t: Tick) -> bool:
         """True when no exit is in flight any more (the step may decide again)."""

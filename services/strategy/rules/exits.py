@@ -4,6 +4,9 @@ Rules in order of urgency: stop loss, trailing stop from the high-water mark, ta
 first, the rest at the second target), trend break (price under the short moving average), time
 exit.  The first that triggers wins; none triggering is itself a result (the monitoring event).
 Forced liquidation before the close is not here: it overrides every rule and is the liquidator's.
+
+A rule is only as good as the price it judges, so the price must be fresh: ``quote_is_stale``
+says when PriceSync's published quote is too old to act on (the worker then asks the broker).
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ class ExitReason(StrEnum):
 FORCED_REASONS = frozenset({ExitReason.FORCED_LIQUIDATION.value, ExitReason.FLATTEN.value})
 
 
+class PriceSource(StrEnum):
+    PRICESYNC = "PRICESYNC"  # market.prices_best, as PriceSync published it
+    REST = "REST"  # KIS inquire-price, asked by Strategy itself because the published quote was stale
+
+
 @dataclass(frozen=True)
 class Holding:
     qty: int
@@ -51,7 +59,8 @@ class Holding:
 class Quote:
     price: Decimal
     sma_short: Decimal | None
-    ts: datetime
+    ts: datetime  # when the price was true, on the market clock
+    source: PriceSource = PriceSource.PRICESYNC
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,22 @@ def partial_qty(qty: int, fraction: Decimal) -> int:
     return q if 0 < q < qty else 0
 
 
+def quote_age_limit_s(max_age_s: float, floor_wall_s: float, speed: float) -> float:
+    """The oldest quote an exit may judge, in market seconds.
+
+    Prices move with the market, so the limit is market time; but the pipeline that delivers a
+    price (PriceSync's batches, a database round trip) takes wall time, so on a sped-up clock the
+    limit never drops below ``floor_wall_s`` of wall time, or every quote would look stale at 60x.
+    """
+    return max(max_age_s, floor_wall_s * max(speed, 0.0))
+
+
+def quote_is_stale(ts: datetime | None, now: datetime, limit_s: float) -> bool:
+    """No quote, or one older than ``limit_s`` market seconds.  A quote stamped a little ahead of
+    ``now`` (another process's clock) is fresh."""
+    return ts is None or (now - ts).total_seconds() > limit_s
+
+
 def evaluate_exit(h: Holding, q: Quote, p: Params, now: datetime) -> ExitDecision:
     gain = pct(q.price, h.avg_price)
     high = max(h.high_water, q.price)
@@ -77,6 +102,7 @@ def evaluate_exit(h: Holding, q: Quote, p: Params, now: datetime) -> ExitDecisio
         "price": str(q.price), "avg_price": str(round(h.avg_price, 4)), "gain_pct": round(float(gain), 4),
         "high_water": str(high), "from_high_pct": round(float(from_high), 4), "held_s": round(held_s, 1),
         "sma_short": str(round(q.sma_short, 2)) if q.sma_short is not None else None, "exit_stage": h.exit_stage,
+        "price_source": q.source.value, "quote_age_s": round((now - q.ts).total_seconds(), 1),
     }
 
     def full(reason: ExitReason) -> ExitDecision:
