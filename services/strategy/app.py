@@ -3,8 +3,9 @@
 Loops (each paced by the service clock, with a wall-time floor, and stopped by ``stopping``):
 scanner (one universe scan for all workers), heartbeat (workers' rows and their locks), reaper
 (stale workers of any process: EXIT, locks reclaimed), book (positions from fills, re-entry
-arming), liquidator (forced liquidation, flatten, the close).  Several Strategy processes may run
-at once; everything they share is coordinated in PostgreSQL.
+arming), liquidator (forced liquidation, flatten, the close), feed guard (REDUCING while PriceSync's
+heartbeat is stale).  Several Strategy processes may run at once; everything they share is
+coordinated in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from loguru import logger
 
 from services.strategy import book, ops
 from services.strategy.config import StrategyConfig
+from services.strategy.feed import FeedGuard
 from services.strategy.liquidation import Liquidator
 from services.strategy.queries import Q
 from services.strategy.quotes import QuoteSource
@@ -37,6 +39,7 @@ class StrategyApp:
         self.rt = Runtime(pool, clock, cfg, instance_id, stopping or asyncio.Event())
         if quotes is not None:
             self.rt.quotes = quotes
+        self.feed = FeedGuard(self.rt)
         self.scanner = Scanner(self.rt)
         self.liquidator = Liquidator(self.rt)
         self.workers: list[Worker] = []
@@ -77,7 +80,7 @@ class StrategyApp:
         await self.start()
         loops: list[Callable[[], Coroutine[Any, Any, None]]] = [
             self._scan_loop, self._heartbeat_loop, self._reaper_loop, self._book_loop, self._liquidation_loop,
-            self._workers_loop]
+            self._workers_loop, self._feed_loop]
         tasks = [asyncio.create_task(f(), name=f.__name__) for f in loops]
         try:
             await self.rt.stopping.wait()
@@ -155,6 +158,12 @@ class StrategyApp:
     async def _heartbeat_loop(self) -> None:
         while not self.rt.stopping.is_set():
             await self._guard("heartbeat", self.heartbeat)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.rt.stopping.wait(), self.rt.cfg.heartbeat_s)
+
+    async def _feed_loop(self) -> None:
+        while not self.rt.stopping.is_set():
+            await self._guard("feed guard", self.feed.round)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.rt.stopping.wait(), self.rt.cfg.heartbeat_s)
 

@@ -64,6 +64,9 @@ class StrategyConfig(BaseSettings):
     max_quote_age_s: float = Field(default=30.0, gt=0, le=3600)
     quote_age_floor_wall_s: float = Field(default=3.0, ge=0, le=600)
     rest_quote_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    # PriceSync's heartbeat older than this (wall seconds on the database's clock, like every
+    # liveness here) puts trading in REDUCING until it is fresh again
+    pricesync_stale_s: float = Field(default=20.0, ge=1, le=3600)
 
     @field_validator("liquidation_last_lead_min")
     @classmethod

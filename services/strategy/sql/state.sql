@@ -19,3 +19,21 @@ SELECT params_version, effective_date, strategy_version, params FROM trade.strat
 INSERT INTO trade.strategy_params (params_version, effective_date, strategy_version, params, note)
 VALUES (%(params_version)s, %(effective_date)s, %(strategy_version)s, %(params)s, %(note)s)
 ON CONFLICT DO NOTHING;
+
+-- name: pricesync_liveness
+-- Wall seconds on the database's clock (every process agrees on it) since PriceSync last beat:
+-- the newest beat of an instance still running, and of any instance (a stopped one included).
+SELECT extract(epoch FROM clock_timestamp()
+                   - max(beat_ts) FILTER (WHERE status IN ('STARTING', 'RUNNING', 'DEGRADED')))::float8 AS live_age_s,
+       extract(epoch FROM clock_timestamp() - max(beat_ts))::float8 AS any_age_s
+  FROM ops.heartbeats
+ WHERE service = 'pricesync';
+
+-- name: move_trading_state
+-- Compare-and-set: moves only from the row exactly as it was read, so a change made in between
+-- (an operator's halt, flatten or resume, another Strategy's move) is never overwritten.
+UPDATE trade.trading_state
+   SET state = %(state)s, reason = %(reason)s, changed_by = %(changed_by)s, changed_ts = clock_timestamp()
+ WHERE id = 1 AND state = %(from_state)s AND reason IS NOT DISTINCT FROM %(from_reason)s
+   AND changed_ts = %(from_ts)s
+RETURNING state, reason, changed_ts;
