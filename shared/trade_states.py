@@ -150,7 +150,7 @@ class OrderType(StrEnum):
 
     MKT = "MKT"  # 01 시장가
     LMT = "LMT"  # 00 지정가
-    CLMT = "CLMT"  # 02 조건부지정가: a limit until 15:20, a market order in the closing auction
+    CLMT = "CLMT"  # 02 조건부지정가: a limit until 15:20, then a market order in the closing auction
     CLOSE = "CLOSE"  # 06 장후 시간외 종가: at the day's closing price, 15:40-16:00
     AHS = "AHS"  # 07 시간외 단일가: a limit within ±10 % of the close, 16:00-18:00
 
@@ -161,7 +161,7 @@ PRICED_ORDER_TYPES = frozenset({_T.LMT, _T.CLMT, _T.AHS})
 # The phases a session-bound type may be sent in.  MKT and LMT are absent: their timing is left to
 # the broker, as it always was.  Paper KIS takes neither CLOSE nor AHS (it knows ORD_DVSN 00-04 only).
 ORDER_TYPE_PHASES: dict[str, frozenset[Phase]] = {
-    _T.CLMT: frozenset({Phase.CONTINUOUS, Phase.CLOSING_AUCTION}),
+    _T.CLMT: frozenset({Phase.CONTINUOUS}),  # it turns into a market order at 15:20; it cannot join the call
     _T.CLOSE: frozenset({Phase.POST_CLOSE}),
     _T.AHS: frozenset({Phase.AFTER_HOURS}),
 }

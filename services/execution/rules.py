@@ -14,7 +14,7 @@ from shared.trade_states import ORDER_TYPE_PHASES, PRICED_ORDER_TYPES, OrderStat
 
 # where each session-bound order type belongs, as status_reason says it
 _SESSION_OF = {
-    OrderType.CLMT: "the regular session (until the closing auction's uncross)",
+    OrderType.CLMT: "continuous trading, 09:00-15:20 (it cannot join the closing call)",
     OrderType.CLOSE: "the post-close session at the closing price, 15:40-16:00",
     OrderType.AHS: "the after-hours single-price session, 16:00-18:00",
 }

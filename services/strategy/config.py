@@ -36,7 +36,7 @@ class StrategyConfig(BaseSettings):
     # the forced liquidation starts this many minutes before the 15:30 close for the least liquid
     # position, and last_lead minutes before it for the most liquid (SC-008: 10-15 minutes)
     liquidation_lead_min: float = Field(default=15.0, ge=1, le=120)
-    liquidation_last_lead_min: float = Field(default=11.0, ge=1, le=120)
+    liquidation_last_lead_min: float = Field(default=11.0, gt=10, le=120)  # every sell before 15:20
     # a liquidation sell is a conditional limit (ORD_DVSN 02) this many ticks below the bid
     liquidation_limit_ticks: int = Field(default=2, ge=0, le=20)
     # no cancel later than this before the 15:20 auction, so a re-priced sell is back before it

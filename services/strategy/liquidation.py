@@ -5,7 +5,7 @@ The close is done as the auction works (docs/strategies.md, "The close"; the rul
 ``liquidation_last_lead_min`` minutes before 15:30, the least liquid first, with a conditional
 limit (ORD_DVSN 02) priced into the bid, which rests through the closing auction as a market
 order.  A sell that sits unfilled is cancelled and re-priced only until shortly before 15:20; from
-then until the uncross nothing is cancelled or re-sent.  What the uncross leaves is sold in the
+then until the uncross nothing is cancelled, re-sent or newly sent.  What the uncross leaves is sold in the
 post-close session at the closing price (06), then in the after-hours single-price session (07) at
 the lowest price it allows; paper KIS has neither, so there the position stays open and a WARN
 says so.  Each stage re-sends at most ``liquidation_max_retries`` times, then reports
@@ -190,9 +190,7 @@ class Liquidator:
             limit = closing_limit(r["bid"], r["price"], lower, market, self.rt.cfg.liquidation_limit_ticks)
             if limit is not None:
                 return OrderType.CLMT, limit, ref
-            if phase_at(now) is Phase.CONTINUOUS:  # nothing to price from: a market order, before 15:20
-                return OrderType.MKT, None, ref
-            return None
+            return OrderType.MKT, None, ref  # nothing to price from (no price, no limits): still before 15:20
         if step.order_type is OrderType.MKT:
             return OrderType.MKT, None, ref
         day = trade_date(now)

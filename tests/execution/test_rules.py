@@ -137,8 +137,10 @@ def test_the_order_types_map_to_their_ord_dvsn() -> None:
     ("order_type", "price", "hh", "mm", "reason"),
     [
         ("CLMT", 70_000, 15, 10, None),
-        ("CLMT", 70_000, 15, 25, None),  # in the auction it is a market order already
-        ("CLMT", 70_000, 15, 45, "only for the regular session"),
+        ("CLMT", 70_000, 15, 19, None),
+        ("CLMT", 70_000, 15, 20, "only for continuous trading, 09:00-15:20 (it cannot join the closing call); "
+                                 "the market is CLOSING_AUCTION"),
+        ("CLMT", 70_000, 15, 45, "only for continuous trading"),
         ("CLMT", None, 15, 10, "needs a limit price"),
         ("CLMT", 70_050, 15, 10, "off the tick grid"),
         ("CLMT", 49_600, 15, 10, "below the daily lower limit"),

@@ -59,8 +59,9 @@ def test_the_least_liquid_start_first_spread_between_the_two_leads() -> None:
         (15, 15, 0, Stage.CLOSING, OrderType.CLMT, True, True, True),
         (15, 19, 29, Stage.CLOSING, OrderType.CLMT, True, True, True),
         (15, 19, 30, Stage.CLOSING, OrderType.CLMT, True, False, False),  # the cutoff: 30 s before 15:20
-        (15, 20, 0, Stage.CLOSING, OrderType.CLMT, True, False, False),  # the auction: a first sell only
-        (15, 29, 59, Stage.CLOSING, OrderType.CLMT, True, False, False),
+        (15, 19, 59, Stage.CLOSING, OrderType.CLMT, True, False, False),  # a first sell, still before 15:20
+        (15, 20, 0, Stage.CLOSING, OrderType.CLMT, False, False, False),  # the auction: hands off
+        (15, 29, 59, Stage.CLOSING, OrderType.CLMT, False, False, False),
         (15, 30, 0, None, None, False, False, False),  # the uncross, up to 30 s after 15:30
         (15, 39, 59, None, None, False, False, False),
         (15, 40, 0, Stage.POST_CLOSE, OrderType.CLOSE, True, True, False),
@@ -96,7 +97,8 @@ def test_a_later_start_waits_and_a_flatten_does_not() -> None:
     s = step(at(10, 0), flatten=True)  # before the close window: market orders, re-sent until sold
     assert s is not None and (s.stage, s.order_type, s.may_cancel) == (Stage.REGULAR, OrderType.MKT, True)
     assert step(at(10, 0)) is None
-    assert step(at(15, 25), time(15, 27)) is not None  # in the auction nothing is gained by waiting
+    late = step(at(15, 25), time(15, 19), flatten=True)  # in the auction even a flatten waits for 15:40
+    assert late is not None and not late.may_send
 
 
 def test_paper_has_no_order_after_the_close() -> None:
@@ -132,7 +134,7 @@ def test_three_retries_per_stage_then_capped() -> None:
     assert verdict(s, 0, 4, 3) is Verdict.NONE  # nothing left: nothing to report
     auction = step(at(15, 22))
     assert auction is not None
-    assert verdict(auction, 10, 0, 3) is Verdict.SEND and verdict(auction, 10, 1, 3) is Verdict.DEFER
+    assert verdict(auction, 10, 0, 3) is Verdict.DEFER and verdict(auction, 10, 1, 3) is Verdict.DEFER
 
 
 def test_the_day_is_over_when_flat_after_the_uncross_or_when_no_session_is_left() -> None:

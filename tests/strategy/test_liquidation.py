@@ -325,15 +325,17 @@ async def test_flatten_request_liquidates_at_any_time_and_stops_entries(strategy
     await app.stop()
 
 
-async def test_positions_of_dead_workers_are_sold_too(strategy_pool: Pool, admin_pool: Pool,
-                                                      clock: ManualClock) -> None:
+async def test_positions_first_seen_in_the_auction_wait_for_the_post_close_session(
+        strategy_pool: Pool, admin_pool: Pool, clock: ManualClock) -> None:
     app = await two_positions(strategy_pool, admin_pool, clock)
-    async with admin_pool.connection() as conn:  # nobody holds them any more
+    async with admin_pool.connection() as conn:  # nobody holds them any more: a dead worker's, say
         await conn.execute("DELETE FROM trade.symbol_locks")
-    clock.set(clock.now().replace(hour=15, minute=20) + timedelta(seconds=1))  # the closing auction
-    assert await app.liquidator.round() == 2  # a first sell still goes in, as a conditional limit
+    clock.set(clock.now().replace(hour=15, minute=20) + timedelta(seconds=1))  # the liquidator was down till now
+    assert await app.liquidator.round() == 0  # a 02 cannot join the call, and nothing else goes into it
+    at(clock, 15, 40)
+    assert await app.liquidator.round() == 2
     async with admin_pool.connection() as conn:
-        assert {s["order_type"] for s in await intents(conn, side="SELL")} == {"CLMT"}
+        assert [s["order_type"] for s in await intents(conn, side="SELL")] == ["CLOSE", "CLOSE"]
     await app.stop()
 
 

@@ -6,8 +6,9 @@ between ``lead`` and ``last_lead`` minutes before 15:30, the least liquid first,
 limit (ORD_DVSN 02) priced into the bid: a limit while the book trades continuously, a market order
 in the closing auction, so it rests through the auction without a cancel.  Nothing is cancelled or
 re-sent from shortly before 15:20 (``cancel_guard_s``) until the uncross, which comes up to 30 s
-after 15:30.  What the uncross leaves goes to the post-close session at the closing price (06),
-then to the after-hours single-price session (07) at the lowest price it allows.
+after 15:30, and nothing new is sent into the auction (a 02 cannot join the call).  What the
+uncross leaves goes to the post-close session at the closing price (06), then to the after-hours
+single-price session (07) at the lowest price it allows.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class Step:
     stage: Stage
     order_type: OrderType | None  # None: the stage has no order to offer (paper KIS: no 06/07)
     since: datetime  # the stage's attempts are counted from here
-    may_send: bool  # the stage's first sell
+    may_send: bool  # the stage's first sell (in the closing stage only before 15:20)
     may_resend: bool  # another sell after one ended with shares unsold
     may_cancel: bool  # cancel a working sell to re-price it
 
@@ -162,9 +163,10 @@ def step_at(now: datetime, start: time, *, flatten: bool, after_hours: bool, lea
             return Step(Stage.REGULAR, OrderType.MKT, at(SESSION_OPEN), True, live, live)
         return None
     if phase is Phase.CLOSING_AUCTION:
-        # one uncross collects everything: a position not yet on sale goes in now, nothing is re-sent
+        # hands off: a 02 cannot join the call, and anything else would be the one sell not in place
+        # before 15:20; what has no sell resting waits for the post-close session
         if flatten or t >= window:
-            return Step(Stage.CLOSING, OrderType.CLMT, at(window), True, False, False)
+            return Step(Stage.CLOSING, OrderType.CLMT, at(window), False, False, False)
         return None
     if phase is Phase.PRE_OPEN and flatten:
         return Step(Stage.REGULAR, OrderType.MKT, at(SESSION_OPEN), True, False, False)
