@@ -7,7 +7,7 @@ sell-side tax from 2026-01-01).  Prices are whole won, so everything here is ``i
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 from enum import StrEnum
 
 from shared.clock import kst
@@ -36,6 +36,9 @@ CLOSE_UNCROSS_MAX_DELAY_S = 30
 POST_CLOSE_START = time(15, 40)  # 장후 시간외 종가, ORD_DVSN 06
 AFTER_HOURS_START = time(16, 0)  # 시간외 단일가, ORD_DVSN 07, an uncross every 10 minutes
 AFTER_HOURS_END = time(18, 0)
+# 시간외 단일가: limit prices within this fraction of the day's close, one uncross every 10 minutes
+AFTER_HOURS_BAND_RATE = Decimal("0.10")
+AFTER_HOURS_UNCROSS_EVERY_S = 600
 
 
 class Market(StrEnum):
@@ -102,6 +105,20 @@ def price_limits(base_price: int, market: Market = Market.KOSPI) -> tuple[int, i
     upper = round_to_tick(raw_up, market)
     lower = round_to_tick(raw_down, market, up=True)
     return max(lower, 1), upper
+
+
+def after_hours_limits(close: int, base: int, market: Market = Market.KOSPI) -> tuple[int, int]:
+    """(lower, upper) limit prices of 시간외 단일가: ±10 % of the day's close, never outside the daily limits.
+
+    Rounded onto the tick grid toward the close, as the daily limits are toward the base, so the
+    band never exceeds 10 %.
+    """
+    raw_up = int((Decimal(close) * (1 + AFTER_HOURS_BAND_RATE)).to_integral_value(ROUND_DOWN))
+    raw_down = int((Decimal(close) * (1 - AFTER_HOURS_BAND_RATE)).to_integral_value(ROUND_UP))
+    day_lower, day_upper = price_limits(base, market)
+    upper = min(round_to_tick(raw_up, market), day_upper)
+    lower = max(round_to_tick(raw_down, market, up=True), day_lower)
+    return lower, upper
 
 
 def phase_at(at: datetime) -> Phase:
