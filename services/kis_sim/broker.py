@@ -29,17 +29,22 @@ from . import messages as m
 from .accounts import Account
 from .config import SimConfig
 from .market import SymbolState, day_date, day_number, hhmmss
-from .orders import ORDER_COND, PRICELESS, Fill, Order, OrderKind, Side
+from .orders import CLOSE_PRICE_DVSN, ORDER_COND, PRICELESS, Fill, Order, OrderKind, Side
 from .universe import Symbol, build_universe
 
 REAL_DVSN = frozenset(
     {"00", "01", "02", "03", "04", "05", "06", "07", "11", "12", "13", "14", "15", "16", "21", "22", "23", "24"}
 )
 PAPER_DVSN = frozenset({"00", "01", "02", "03", "04"})
-# accepted by KIS on real accounts but not modelled by the simulator (after-hours, mid-price, stop)
-UNMODELLED_DVSN = frozenset({"05", "06", "07", "21", "22", "23", "24"})
+# accepted by KIS on real accounts but not modelled by the simulator (pre-open off-hours, mid-price, stop)
+UNMODELLED_DVSN = frozenset({"05", "21", "22", "23", "24"})
 NO_AUCTION_DVSN = frozenset({"03", "04", "11", "12", "13", "14", "15", "16"})
+# 조건부지정가 becomes a market order when the closing call starts; it cannot join the call itself
+NO_CLOSING_CALL_DVSN = frozenset({"02"})
 MARKET_DVSN = frozenset({"01", "13", "14"})
+# after the close each window takes exactly one order type, and that type no other window
+SESSION_DVSN: dict[Phase, str] = {Phase.POST_CLOSE: CLOSE_PRICE_DVSN, Phase.AFTER_HOURS: "07"}
+OFF_HOURS_DVSN = frozenset(SESSION_DVSN.values())
 _ACCOUNT_RE = re.compile(r"^\d{8}$")
 _PRDT_RE = re.compile(r"^\d{2}$")
 
@@ -140,7 +145,8 @@ class Broker:
 
     def _session_check(self, now: datetime) -> Phase:
         phase = phase_at(now)
-        if phase is Phase.CLOSED:
+        if phase is Phase.CLOSED or (phase in SESSION_DVSN and self.config.env != "real"):
+            # paper has no market after the close
             local = kst(now)
             if local.weekday() < 5 and local.time() < OPEN_AUCTION_START:
                 raise m.BizError(m.before_open(self.config.env))
@@ -151,7 +157,17 @@ class Broker:
         allowed = REAL_DVSN if self.config.env == "real" else PAPER_DVSN
         if ord_dvsn not in allowed or ord_dvsn in UNMODELLED_DVSN:
             raise m.BizError(m.unsupported_dvsn(self.config.env))
+        session_dvsn = SESSION_DVSN.get(phase)
+        if session_dvsn is not None:
+            if ord_dvsn != session_dvsn:
+                # a regular order after 15:30 meets the close; an off-hours one the wrong window
+                raise m.BizError(m.OFF_HOURS_CLOSED if ord_dvsn in OFF_HOURS_DVSN else m.after_close(self.config.env))
+            return
+        if ord_dvsn in OFF_HOURS_DVSN:
+            raise m.BizError(m.OFF_HOURS_CLOSED)
         if phase is not Phase.CONTINUOUS and ord_dvsn in NO_AUCTION_DVSN:
+            raise m.BizError(m.NOT_IN_AUCTION)
+        if phase is Phase.CLOSING_AUCTION and ord_dvsn in NO_CLOSING_CALL_DVSN:
             raise m.BizError(m.NOT_IN_AUCTION)
 
     @staticmethod
@@ -161,20 +177,23 @@ class Broker:
         return int(raw)
 
     def _price(self, raw: str, ord_dvsn: str, st: SymbolState) -> int:
-        if ord_dvsn in PRICELESS:
+        if ord_dvsn in PRICELESS or ord_dvsn == CLOSE_PRICE_DVSN:
             return 0
         if not raw.isdigit() or int(raw) <= 0 or not on_tick(int(raw), st.sym.market):
             raise m.BizError(m.OFF_TICK)
         price = int(raw)
-        if price > st.upper:
+        # 시간외 단일가 prices stay within ±10 % of the close (inside the daily limits)
+        lower, upper = (st.ah_lower, st.ah_upper) if ord_dvsn == "07" else (st.lower, st.upper)
+        if price > upper:
             raise m.BizError(m.OVER_UPPER)
-        if price < st.lower:
+        if price < lower:
             raise m.BizError(m.UNDER_LOWER)
         return price
 
-    def _reserve_for(self, qty: int, price: int, st: SymbolState) -> int:
-        """Cash a buy ties up: at the order price, or at the upper limit when it has none (as KIS)."""
-        unit = price if price > 0 else st.upper
+    def _reserve_for(self, qty: int, price: int, st: SymbolState, ord_dvsn: str) -> int:
+        """Cash a buy ties up: at the order price, at the close for 장후 시간외 (its only price), or at
+        the upper limit when it has none (as KIS)."""
+        unit = price if price > 0 else st.close_price if ord_dvsn == CLOSE_PRICE_DVSN else st.upper
         amount = qty * unit
         return amount + int(commission(amount, self.config.commission_rate))
 
@@ -214,6 +233,8 @@ class Broker:
         )
         if price > 0:
             o.limit = price
+        elif ord_dvsn == CLOSE_PRICE_DVSN:
+            o.limit = st.close_price
         else:
             o.limit = st.upper if side == "BUY" else st.lower
             o.aggressive = ord_dvsn in MARKET_DVSN
@@ -253,7 +274,7 @@ class Broker:
         today = trade_date(now)
         reserve = 0
         if side == "BUY":
-            reserve = self._reserve_for(qty, price, st)
+            reserve = self._reserve_for(qty, price, st, ord_dvsn)
             if reserve > acct.orderable_cash:
                 raise m.BizError(m.INSUFFICIENT_CASH)
         else:
@@ -328,7 +349,7 @@ class Broker:
         price = self._price(price_raw, ord_dvsn, st)
         reserve = 0
         if orig.side == "BUY":
-            reserve = self._reserve_for(qty, price, st)
+            reserve = self._reserve_for(qty, price, st, ord_dvsn)
             freed = orig.reserved_cash if qty == orig.remaining else orig.reserved_cash * qty // orig.remaining
             if reserve > acct.orderable_cash + freed:
                 raise m.BizError(m.INSUFFICIENT_CASH)

@@ -49,15 +49,26 @@ def _static(sym: Symbol, salt: str, lo: float, hi: float) -> float:
 
 
 def mkop_code(st: SymbolState) -> str:
-    """NEW_MKOP_CLS_CODE: 1x pre-open, 2x open (21 = closing call), 3x closed."""
+    """NEW_MKOP_CLS_CODE: first digit 1 pre-open, 2 session, 3 after the close, 4 시간외 단일가; second
+    digit 1 for the closing price (21 the closing call until its uncross, 31 장후 시간외 종가)."""
     phase = st.phase()
     if phase is Phase.PRE_OPEN:
         return "10"
     if phase is Phase.CONTINUOUS:
         return "20"
-    if phase is Phase.CLOSING_AUCTION:
+    if st.in_call():  # 15:20 until the closing uncross, which may fall after 15:30
         return "21"
+    if phase is Phase.POST_CLOSE:
+        return "31"
+    if phase is Phase.AFTER_HOURS:
+        return "40"
     return "30"
+
+
+def _indicative(st: SymbolState) -> tuple[int, int]:
+    """(price, volume) the running call auction would uncross at now; (0, 0) outside one."""
+    cross = st.indicative()
+    return (cross.price, cross.volume) if cross is not None else (0, 0)
 
 
 def _book_totals(st: SymbolState) -> tuple[list[tuple[int, int]], list[tuple[int, int]], int, int]:
@@ -167,6 +178,7 @@ def inquire_price(st: SymbolState) -> dict[str, str]:
 
 def asking_price(st: SymbolState) -> tuple[dict[str, str], dict[str, str]]:
     asks, bids, total_ask, total_bid = _book_totals(st)
+    ovtm_ask, ovtm_bid = st.off_hours_depth()
     out1: dict[str, str] = {"aspr_acpt_hour": hhmmss(st.t)}
     pa, pb = _pad(asks), _pad(bids)
     for i in range(BOOK_LEVELS):
@@ -189,15 +201,15 @@ def asking_price(st: SymbolState) -> tuple[dict[str, str], dict[str, str]]:
             "total_bidp_rsqn_icdc": "0",
             "ovtm_total_askp_icdc": "0",
             "ovtm_total_bidp_icdc": "0",
-            "ovtm_total_askp_rsqn": "0",
-            "ovtm_total_bidp_rsqn": "0",
+            "ovtm_total_askp_rsqn": str(ovtm_ask),
+            "ovtm_total_bidp_rsqn": str(ovtm_bid),
             "ntby_aspr_rsqn": str(total_bid - total_ask),
             "new_mkop_cls_code": mkop_code(st),
         }
     )
     s = st.stats
-    auction = st.phase() in (Phase.PRE_OPEN, Phase.CLOSING_AUCTION)
-    antc = st.fair() if auction else 0
+    auction = st.in_call()
+    antc, antc_vol = _indicative(st)
     out2 = {
         "antc_mkop_cls_code": "112" if auction else "311",
         "stck_prpr": str(s.last),
@@ -209,7 +221,7 @@ def asking_price(st: SymbolState) -> tuple[dict[str, str], dict[str, str]]:
         "antc_cntg_vrss_sign": sign(antc, st) if antc else "3",
         "antc_cntg_vrss": str(antc - st.base) if antc else "0",
         "antc_cntg_prdy_ctrt": pct(antc - st.base, st.base) if antc else "0.00",
-        "antc_vol": str(int(st.prior_volume * 0.02)) if auction else "0",
+        "antc_vol": str(antc_vol),
         "stck_shrn_iscd": st.sym.code,
         "vi_cls_code": "N",
     }
@@ -371,18 +383,18 @@ def asp_record(st: SymbolState, n_fields: int) -> list[str]:
     """One H0STASP0 record: 59 documented fields, plus the 3 mid-price fields seen on the real feed."""
     asks, bids, total_ask, total_bid = _book_totals(st)
     pa, pb = _pad(asks), _pad(bids)
-    auction = st.phase() in (Phase.PRE_OPEN, Phase.CLOSING_AUCTION)
-    antc = st.fair() if auction else 0
+    antc, antc_vol = _indicative(st)
+    ovtm_ask, ovtm_bid = st.off_hours_depth()
     out = [st.sym.code, hhmmss(st.t), "0"]
     out += [str(p) for p, _ in pa]
     out += [str(p) for p, _ in pb]
     out += [str(q) for _, q in pa]
     out += [str(q) for _, q in pb]
-    out += [str(total_ask), str(total_bid), "0", "0"]
+    out += [str(total_ask), str(total_bid), str(ovtm_ask), str(ovtm_bid)]
     out += [
         str(antc),
-        str(int(st.prior_volume * 0.01)) if auction else "0",
-        str(int(st.prior_volume * 0.02)) if auction else "0",
+        str(antc_vol),
+        str(antc_vol),
         str(antc - st.base),
         sign(antc, st) if antc else "5",
         pct(antc - st.base, st.base),

@@ -14,8 +14,17 @@ Matching rules (KRX-like, simplified):
 - marketable orders take liquidity at the book's prices, level by level (10 visible levels);
 - resting limit orders fill at their own price when the market trades at or through them;
 - market orders that find no liquidity wait and keep taking as the book refills;
-- 08:30-09:00 and 15:20-15:30 collect orders for one uncross at 09:00 / 15:30 at a single price;
-- what is still open after the closing uncross expires.
+- 08:30-09:00 and 15:20-15:30 collect orders for one uncross at 09:00 / just after 15:30 at a single
+  price: the one that executes the most shares given the users' orders and the crowd's (``clear``);
+- the closing uncross happens once, at a moment up to ``CLOSE_UNCROSS_MAX_DELAY_S`` after 15:30
+  drawn per seed, day and symbol (KRX's random end), and what is still open then expires;
+- 15:40-16:00 (장후 시간외 종가, ORD_DVSN 06) trades at the closing price in time priority against
+  a thin stream of crowd orders; 16:00-18:00 (시간외 단일가, ORD_DVSN 07) uncrosses every 10
+  minutes within ±10 % of the close.  Neither moves the day's close, high, low or volume.
+
+Everything random about a day's auctions is drawn from a generator seeded by (seed, symbol, day,
+purpose), not from the price path's generator: when a request happens to advance the state must
+not change when the close happens or how deep the crowd is.
 """
 
 from __future__ import annotations
@@ -25,17 +34,25 @@ import math
 import random
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, Protocol
 
 from shared.market_rules import (
+    AFTER_HOURS_END,
+    AFTER_HOURS_START,
+    AFTER_HOURS_UNCROSS_EVERY_S,
+    CLOSE_UNCROSS_MAX_DELAY_S,
     CLOSING_AUCTION_START,
     OPEN_AUCTION_START,
+    POST_CLOSE_START,
     SESSION_CLOSE,
     SESSION_OPEN,
+    Market,
     Phase,
+    after_hours_limits,
+    phase_at,
     price_limits,
     round_to_tick,
     tick_size,
@@ -68,7 +85,25 @@ OPEN_AUCTION_S = _secs(OPEN_AUCTION_START)
 OPEN_S = _secs(SESSION_OPEN)
 CLOSE_AUCTION_S = _secs(CLOSING_AUCTION_START)
 CLOSE_S = _secs(SESSION_CLOSE)
-_BOUNDARIES = (OPEN_AUCTION_S, OPEN_S, CLOSE_AUCTION_S, CLOSE_S, DAY_S)
+POST_CLOSE_S = _secs(POST_CLOSE_START)
+AFTER_HOURS_S = _secs(AFTER_HOURS_START)
+AFTER_HOURS_END_S = _secs(AFTER_HOURS_END)
+AFTER_HOURS_UNCROSSES = tuple(
+    range(AFTER_HOURS_S + AFTER_HOURS_UNCROSS_EVERY_S, AFTER_HOURS_END_S + 1, AFTER_HOURS_UNCROSS_EVERY_S)
+)
+
+# The crowd in a call auction: its volume at a balanced uncross as a share of the prior day's
+# volume, and how far (in daily volatilities of log price) one crowd depth of imbalance moves it.
+OPEN_CROWD_SHARE = (0.01, 0.03)
+CLOSE_CROWD_SHARE = (0.03, 0.07)
+CROWD_WIDTH_VOL = 0.5
+# After the close the crowd is thin: per side, this share of the day's volume over 15:40-16:00,
+# and per 10-minute uncross of 시간외 단일가, whose crowd centre drifts from the close.
+POST_CLOSE_CROWD_SHARE = (0.002, 0.01)
+POST_CLOSE_ARRIVALS = 40
+AFTER_HOURS_CROWD_SHARE = (0.0005, 0.002)
+AFTER_HOURS_WIDTH_VOL = 0.3
+AFTER_HOURS_DRIFT_VOL = 0.05
 
 
 def day_number(ts: float) -> int:
@@ -115,6 +150,152 @@ def expected_volume(sym: Symbol, seed: int, ts: float) -> int:
 def hhmmss(ts: float) -> str:
     s = int((ts + KST_OFFSET_S) % DAY_S)
     return f"{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}"
+
+
+def day_rng(seed: int, code: str, day_no: int, purpose: str) -> random.Random:
+    """A generator for one purpose on one symbol's day, independent of when the state is advanced."""
+    return random.Random(f"{seed}:{code}:{day_no}:{purpose}")
+
+
+def close_uncross_delay(seed: int, code: str, day_no: int) -> float:
+    """Seconds after 15:30 at which the closing auction uncrosses (KRX's random end), to the millisecond."""
+    return round(day_rng(seed, code, day_no, "close").uniform(0.0, CLOSE_UNCROSS_MAX_DELAY_S), 3)
+
+
+def _softplus(x: float) -> float:
+    return x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
+
+
+@dataclass(frozen=True, slots=True)
+class Crowd:
+    """The rest of the market's orders in a call auction, as smooth cumulative curves.
+
+    Buying interest at or above ``p`` is ``depth * softplus(-z)`` and selling interest at or below
+    it ``depth * softplus(z)``, with ``z`` the log distance from ``center`` in ``width`` units.  Alone
+    the crowd clears at ``center`` with ``depth * ln 2`` shares; since softplus(-z) - softplus(z) = -z,
+    an extra ``U`` shares on one side moves the price by ``U / depth`` widths (more buyers appear the
+    lower it goes), until a limit of the price grid stops it.
+    """
+
+    center: float
+    depth: float
+    width: float
+
+    def _z(self, price: int) -> float:
+        return (math.log(price) - math.log(self.center)) / self.width
+
+    def buy(self, price: int) -> float:
+        return self.depth * _softplus(-self._z(price))
+
+    def sell(self, price: int) -> float:
+        return self.depth * _softplus(self._z(price))
+
+
+# A user order as the auction sees it: (limit, quantity), limit None for a market order.
+Bid = tuple[int | None, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Cross:
+    """The outcome of one uncross: the price, all shares executed, and what each user order got."""
+
+    price: int
+    volume: int
+    demand: float
+    supply: float
+    buy_fills: list[int]
+    sell_fills: list[int]
+
+
+def _marketable(limit: int | None, price: int, buy: bool) -> bool:
+    return limit is None or (limit >= price if buy else limit <= price)
+
+
+def _allocate(
+    volume: float, users: Sequence[Bid], price: int, crowd_better: float, crowd_at: float, buy: bool
+) -> list[int]:
+    """Shares each user order on one side gets when ``volume`` executes on that side.
+
+    Price priority first (market orders, then better limits, the crowd's better part alongside);
+    what is left goes to orders at exactly ``price``, shared between users and crowd by size, users
+    among themselves in time order.  Only at a limit of the grid can even the better part be short;
+    it is then shared the same way.
+    """
+    out = [0] * len(users)
+    better = [i for i, (lim, _) in enumerate(users) if lim is None or (lim > price if buy else lim < price)]
+    at = [i for i, (lim, _) in enumerate(users) if lim == price]
+    user_better = sum(users[i][1] for i in better)
+    user_at = sum(users[i][1] for i in at)
+    eps = 1e-6
+    if volume + eps >= user_better + crowd_better + user_at + crowd_at:
+        give_better, give_at = user_better, user_at  # the short side: everything marketable trades
+    elif volume + eps >= user_better + crowd_better:
+        rest = volume - user_better - crowd_better
+        give_better = user_better
+        give_at = min(user_at, int(rest * user_at / (user_at + crowd_at) + eps))
+    else:
+        give_better = min(user_better, int(volume * user_better / (user_better + crowd_better) + eps))
+        give_at = 0
+    better.sort(key=lambda i: (users[i][0] is not None, -(users[i][0] or 0) if buy else (users[i][0] or 0), i))
+    for group, amount in ((better, give_better), (at, give_at)):
+        for i in group:
+            q = min(users[i][1], amount)
+            out[i] = q
+            amount -= q
+    return out
+
+
+def clear(grid: Sequence[int], crowd: Crowd, buys: Sequence[Bid], sells: Sequence[Bid], ref: int) -> Cross:
+    """Uncross a call auction on ``grid`` (ascending prices): the most shares executed, then the
+    smallest imbalance, then the price nearest ``ref``.
+
+    Demand falls and supply rises with the price, so the best price is where they cross: found by
+    bisection, which keeps an indicative price cheap enough to publish with every quote.
+    """
+
+    def demand(p: int) -> float:
+        return crowd.buy(p) + sum(q for lim, q in buys if _marketable(lim, p, True))
+
+    def supply(p: int) -> float:
+        return crowd.sell(p) + sum(q for lim, q in sells if _marketable(lim, p, False))
+
+    lo, hi = 0, len(grid)
+    while lo < hi:  # first index where demand < supply
+        mid = (lo + hi) // 2
+        if demand(grid[mid]) >= supply(grid[mid]):
+            lo = mid + 1
+        else:
+            hi = mid
+    best: tuple[float, float, int] | None = None
+    pick = 0
+    for i in (lo - 1, lo):
+        if not 0 <= i < len(grid):
+            continue
+        d, s = demand(grid[i]), supply(grid[i])
+        key = (min(d, s), -abs(d - s), -abs(grid[i] - ref))
+        if best is None or key > best:
+            best, pick = key, i
+    price = grid[pick]
+    d, s = demand(price), supply(price)
+    volume = min(d, s)
+    up = grid[pick + 1] if pick + 1 < len(grid) else None
+    down = grid[pick - 1] if pick > 0 else None
+    crowd_buy_better = crowd.buy(up) if up is not None else 0.0
+    crowd_sell_better = crowd.sell(down) if down is not None else 0.0
+    buy_fills = _allocate(volume, buys, price, crowd_buy_better, crowd.buy(price) - crowd_buy_better, True)
+    sell_fills = _allocate(volume, sells, price, crowd_sell_better, crowd.sell(price) - crowd_sell_better, False)
+    executed = max(int(volume), sum(buy_fills), sum(sell_fills))
+    return Cross(price, executed, d, s, buy_fills, sell_fills)
+
+
+def price_grid(lower: int, upper: int, market: Market) -> list[int]:
+    """Every valid price from ``lower`` to ``upper`` (both on the tick grid), ascending."""
+    out: list[int] = []
+    p = lower
+    while p <= upper:
+        out.append(p)
+        p = ticks_away(p, 1, market)
+    return out
 
 
 class FillSink(Protocol):
@@ -179,6 +360,24 @@ class _Stats:
     last_side: PrintSide = BUY_SIDE
     last_ts: float = 0.0
     candles: list[Candle] = field(default_factory=list)
+    # after the close (장후 시간외 종가, 시간외 단일가): apart from the regular session's figures
+    ovtm_volume: int = 0
+    ovtm_value: int = 0
+    ovtm_last: int = 0
+
+
+@dataclass(slots=True)
+class _Lot:
+    """An order waiting at the closing price (장후 시간외): a user's, or the crowd's when ``order`` is None."""
+
+    order: Order | None
+    qty: int = 0  # the crowd's shares left; a user's come from the order itself
+
+    @property
+    def left(self) -> int:
+        if self.order is None:
+            return self.qty
+        return self.order.remaining if self.order.live else 0
 
 
 class SymbolState:
@@ -206,9 +405,30 @@ class SymbolState:
         self.asks: list[tuple[int, int, Order]] = []
         self.takers: deque[Order] = deque()
         self.auction: list[Order] = []
+        self._new_day_sessions()
         # set while someone streams this symbol: called for every print (WebSocket H0STCNT0)
         self.print_hook: Callable[[SymbolState, Print], None] | None = None
         self.book_dirty = False
+
+    def _new_day_sessions(self) -> None:
+        """The day's closing-call schedule and empty after-the-close books."""
+        self.close_offset = CLOSE_S + close_uncross_delay(self.seed, self.sym.code, self.day_no)
+        self._bounds = sorted(
+            {OPEN_AUCTION_S, OPEN_S, CLOSE_AUCTION_S, self.close_offset, POST_CLOSE_S, AFTER_HOURS_S}
+            | set(AFTER_HOURS_UNCROSSES)
+            | {DAY_S}
+        )
+        self.closed = False
+        # the day's close and the 시간외 단일가 band around it, set by the closing uncross
+        self.close_price = self.base
+        self.ah_lower, self.ah_upper = self.lower, self.upper
+        # 장후 시간외 종가: crowd arrivals (ts, side 0 buy / 1 sell, qty) and the two time-priority queues
+        self.post_arrivals: list[tuple[float, int, int]] = []
+        self.post_next = 0
+        self.post_queues: tuple[deque[_Lot], deque[_Lot]] = (deque(), deque())
+        # 시간외 단일가: the orders waiting for the next uncross and each uncross's crowd (centre, depth)
+        self.ah_book: list[Order] = []
+        self.ah_crowds: list[tuple[float, float]] = []
 
     # ------------------------------------------------------------------ time
 
@@ -221,17 +441,20 @@ class SymbolState:
         return (self.day_no + 3) % 7 < 5  # 1970-01-01 was a Thursday
 
     def phase(self) -> Phase:
-        """Phase at the state's own time (it has been advanced to the clock before use)."""
-        if not self.trading_day:
-            return Phase.CLOSED
+        """Phase at the state's own time (it has been advanced to the clock before use).
+
+        The broker checks orders against ``phase_at`` of the clock; asking the same function keeps
+        the two from ever disagreeing about a window.
+        """
+        return phase_at(datetime.fromtimestamp(self.t, UTC))
+
+    def in_call(self) -> bool:
+        """Whether a call auction is collecting orders or waiting to uncross (pre-open, or from 15:20
+        until the closing uncross, which comes up to 30 s after 15:30)."""
+        if not self.trading_day or self.sym.halted:
+            return False
         off = self.t - day_start(self.day_no)
-        if OPEN_AUCTION_S <= off < OPEN_S:
-            return Phase.PRE_OPEN
-        if OPEN_S <= off < CLOSE_AUCTION_S:
-            return Phase.CONTINUOUS
-        if CLOSE_AUCTION_S <= off < CLOSE_S:
-            return Phase.CLOSING_AUCTION
-        return Phase.CLOSED
+        return OPEN_AUCTION_S <= off < OPEN_S or (off >= CLOSE_AUCTION_S and not self.closed)
 
     def advance(self, now: float) -> None:
         nd = day_number(now)
@@ -265,24 +488,29 @@ class SymbolState:
         self.consumed = ({}, {})
         self.t = ts
         self.refill_ts = ts
+        self._new_day_sessions()
 
     def _run_until(self, end: float) -> None:
         start = day_start(self.day_no)
         while self.t < end:
             off = self.t - start
-            nxt = next(b for b in _BOUNDARIES if b > off)
+            # compared as absolute times: with a fractional offset (the closing uncross),
+            # (start + offset) - start need not give the offset back exactly
+            nxt = next(b for b in self._bounds if start + b > self.t)
             seg_end = min(end, start + nxt)
             if self.trading_day and not self.sym.halted:
                 if OPEN_S <= off < CLOSE_AUCTION_S:
                     self._continuous(self.t, seg_end)
-                elif OPEN_AUCTION_S <= off < CLOSE_S:
+                elif OPEN_AUCTION_S <= off < self.close_offset:
                     self._walk(seg_end - self.t)
+                elif POST_CLOSE_S <= off < AFTER_HOURS_S:
+                    self._post_close_until(seg_end)
             self.t = seg_end
-            if seg_end == start + nxt and self.trading_day:
+            if seg_end == start + nxt and self.trading_day and not self.sym.halted:
                 self._boundary(nxt, seg_end)
 
-    def _boundary(self, offset: int, ts: float) -> None:
-        if offset == OPEN_S and not self.sym.halted:
+    def _boundary(self, offset: float, ts: float) -> None:
+        if offset == OPEN_S:
             self._uncross(ts, closing=False)
         elif offset == CLOSE_AUCTION_S:
             # the closing call collects everything still open; 조건부지정가 turns into market
@@ -293,10 +521,9 @@ class SymbolState:
             self.bids.clear()
             self.asks.clear()
             self.takers.clear()
-        elif offset == CLOSE_S:
+        elif offset == self.close_offset:
             leftovers = self._all_open_orders()
-            if not self.sym.halted:
-                self._uncross(ts, closing=True)
+            self._uncross(ts, closing=True)
             for o in leftovers:
                 if o.live:
                     self.sink.on_expire(o, ts)
@@ -304,6 +531,17 @@ class SymbolState:
             self.asks.clear()
             self.takers.clear()
             self.auction.clear()
+        elif offset == POST_CLOSE_S:
+            self._open_post_close(ts)
+        elif offset == AFTER_HOURS_S:
+            for queue in self.post_queues:
+                for lot in queue:
+                    if lot.order is not None and lot.order.live:
+                        self.sink.on_expire(lot.order, ts)
+                queue.clear()
+            self._open_after_hours()
+        if offset in AFTER_HOURS_UNCROSSES:
+            self._after_hours_uncross(AFTER_HOURS_UNCROSSES.index(int(offset)), ts)
 
     def _all_open_orders(self) -> list[Order]:
         seen: list[Order] = []
@@ -315,6 +553,9 @@ class SymbolState:
                 seen.append(o)
         seen.extend(o for o in self.takers if o.live)
         seen.extend(o for o in self.auction if o.live)
+        for queue in self.post_queues:
+            seen.extend(lot.order for lot in queue if lot.order is not None and lot.order.live)
+        seen.extend(o for o in self.ah_book if o.live)
         # a taker may also sit in a heap after an uncross; keep each once
         unique: dict[int, Order] = {o.seq: o for o in seen}
         return sorted(unique.values(), key=lambda o: o.seq)
@@ -323,6 +564,7 @@ class SymbolState:
 
     def _set_limits(self) -> None:
         self.lower, self.upper = price_limits(self.base, self.sym.market)
+        self._grid: list[int] = []
         self._log_lower, self._log_upper = math.log(self.lower), math.log(self.upper)
         self._log_base = math.log(self.base)
 
@@ -512,6 +754,14 @@ class SymbolState:
         phase = self.phase()
         if phase in (Phase.PRE_OPEN, Phase.CLOSING_AUCTION):
             self.auction.append(o)
+            self.book_dirty = True  # the indicative price moves with the orders
+            return
+        if phase is Phase.POST_CLOSE:
+            self._post_match(_Lot(o), 0 if o.side == "BUY" else 1, ts)
+            return
+        if phase is Phase.AFTER_HOURS:
+            self.ah_book.append(o)
+            self.book_dirty = True
             return
         ask, bid = self.best()
         if o.ord_dvsn in ("03", "15", "16"):  # 최유리: the best opposite price
@@ -601,39 +851,64 @@ class SymbolState:
                     break
 
     def remove(self, o: Order) -> None:
-        """Take an order out of the book (cancel / modify); heaps drop it lazily."""
+        """Take an order out of the book (cancel / modify); heaps and queues drop it lazily."""
         o.dead = True
         if o in self.auction:
             self.auction.remove(o)
+        if o in self.ah_book:
+            self.ah_book.remove(o)
         self.book_dirty = True
 
+    # ------------------------------------------------------------------ call auctions
+
+    def grid(self) -> list[int]:
+        """Every price inside today's daily limits (built on first need, once a day)."""
+        if not self._grid:
+            self._grid = price_grid(self.lower, self.upper, self.sym.market)
+        return self._grid
+
+    def _call_crowd(self, closing: bool) -> Crowd:
+        """The crowd of the opening or closing call: centred on the fair value, as deep as a share of
+        yesterday's volume drawn once per day (so the indicative price and the uncross agree)."""
+        share = CLOSE_CROWD_SHARE if closing else OPEN_CROWD_SHARE
+        rng = day_rng(self.seed, self.sym.code, self.day_no, "close-crowd" if closing else "open-crowd")
+        depth = max(1, self.prior_volume) * rng.uniform(*share) / math.log(2)
+        return Crowd(math.exp(self.x), depth, self.sym.daily_vol * CROWD_WIDTH_VOL)
+
+    @staticmethod
+    def _cross(orders: list[Order], grid: list[int], crowd: Crowd, ref: int) -> tuple[Cross, list[Order], list[Order]]:
+        buys = [o for o in orders if o.live and o.side == "BUY"]
+        sells = [o for o in orders if o.live and o.side == "SELL"]
+
+        def bids(side: list[Order]) -> list[Bid]:
+            return [(None if o.aggressive else o.limit, o.remaining) for o in side]
+
+        return clear(grid, crowd, bids(buys), bids(sells), ref), buys, sells
+
+    def _execute(self, result: Cross, buys: list[Order], sells: list[Order], ts: float) -> None:
+        for orders, fills in ((buys, result.buy_fills), (sells, result.sell_fills)):
+            for o, q in zip(orders, fills, strict=True):
+                if q > 0:
+                    self.sink.on_fill(o, q, result.price, ts)
+
+    def indicative(self) -> Cross | None:
+        """What the running call auction would uncross at now (KRX's 예상체결가), or None outside one."""
+        if not self.in_call():
+            return None
+        closing = self.t - day_start(self.day_no) >= CLOSE_AUCTION_S
+        return self._cross(self.auction, self.grid(), self._call_crowd(closing), self.fair())[0]
+
     def _uncross(self, ts: float, *, closing: bool) -> None:
-        price = self.fair()
         orders = [o for o in self.auction if o.live]
         self.auction = []
-        buys = sorted(
-            (o for o in orders if o.side == "BUY" and (o.aggressive or o.limit >= price)),
-            key=lambda o: (not o.aggressive, -o.limit, o.seq),
-        )
-        sells = sorted(
-            (o for o in orders if o.side == "SELL" and (o.aggressive or o.limit <= price)),
-            key=lambda o: (not o.aggressive, o.limit, o.seq),
-        )
-        depth = self._base_depth(price) * (6.0 if closing else 4.0)
-        user_volume = 0
-        for group in (buys, sells):
-            liquidity = int(depth * self.rng.uniform(0.5, 1.5))
-            for o in group:
-                if liquidity <= 0:
-                    break
-                q = min(o.remaining, liquidity)
-                liquidity -= q
-                user_volume += q
-                self.sink.on_fill(o, q, price, ts)
-        share = self.rng.uniform(0.03, 0.07) if closing else self.rng.uniform(0.01, 0.03)
-        external = max(1, int(self.prior_volume * share))
-        self._record(price, external + user_volume, BUY_SIDE if self.rng.random() < 0.5 else SELL_SIDE, ts)
+        result, buys, sells = self._cross(orders, self.grid(), self._call_crowd(closing), self.fair())
+        self._execute(result, buys, sells, ts)
+        side = BUY_SIDE if result.demand >= result.supply else SELL_SIDE
+        self._record(result.price, max(1, result.volume), side, ts)
         if closing:
+            self.closed = True
+            self.close_price = result.price
+            self.ah_lower, self.ah_upper = after_hours_limits(result.price, self.base, self.sym.market)
             return
         for o in orders:
             if not o.live:
@@ -644,10 +919,102 @@ class SymbolState:
                 self._rest(o)
         self._match(ts)
 
+    # ------------------------------------------------------------------ after the close
+
+    def _record_off_hours(self, price: int, qty: int) -> None:
+        """After-the-close trades count apart: the day's close, range and volume stay the regular session's."""
+        st = self.stats
+        st.ovtm_volume += qty
+        st.ovtm_value += price * qty
+        st.ovtm_last = price
+        self.book_dirty = True
+
+    def _open_post_close(self, ts: float) -> None:
+        """Draw the crowd's orders at the closing price for 15:40-16:00: a small share of the day's volume
+        per side, in a few dozen orders at random moments."""
+        rng = day_rng(self.seed, self.sym.code, self.day_no, "post-close")
+        span = AFTER_HOURS_S - POST_CLOSE_S
+        arrivals: list[tuple[float, int, int]] = []
+        for side in (0, 1):
+            total = int(self.stats.volume * rng.uniform(*POST_CLOSE_CROWD_SHARE))
+            n = min(POST_CLOSE_ARRIVALS, total)
+            if n <= 0:
+                continue
+            weights = [rng.expovariate(1.0) for _ in range(n)]
+            scale = total / sum(weights)
+            arrivals.extend((ts + rng.random() * span, side, max(1, round(w * scale))) for w in weights)
+        arrivals.sort()
+        self.post_arrivals = arrivals
+        self.post_next = 0
+
+    def _post_close_until(self, end: float) -> None:
+        arrivals = self.post_arrivals
+        while self.post_next < len(arrivals) and arrivals[self.post_next][0] <= end:
+            ts, side, qty = arrivals[self.post_next]
+            self.post_next += 1
+            self._post_match(_Lot(None, qty), side, ts)
+
+    def _post_match(self, lot: _Lot, side: int, ts: float) -> None:
+        """Trade an arriving order (side 0 buy, 1 sell) at the closing price against the other side's
+        queue, oldest first (price is fixed, so time alone decides); what is left waits its turn."""
+        other = self.post_queues[1 - side]
+        while lot.left > 0 and other:
+            head = other[0]
+            q = min(lot.left, head.left)
+            if q <= 0:
+                other.popleft()
+                continue
+            for part in (lot, head):
+                if part.order is None:
+                    part.qty -= q
+                else:
+                    self.sink.on_fill(part.order, q, self.close_price, ts)
+            self._record_off_hours(self.close_price, q)
+        if lot.left > 0:
+            self.post_queues[side].append(lot)
+            self.book_dirty = True
+
+    def _open_after_hours(self) -> None:
+        """Each 10-minute uncross's crowd for 16:00-18:00: thin, centred on a slow walk from the close."""
+        rng = day_rng(self.seed, self.sym.code, self.day_no, "after-hours")
+        log_c = math.log(self.close_price)
+        lo, hi = math.log(self.ah_lower), math.log(self.ah_upper)
+        self.ah_crowds = []
+        for _ in AFTER_HOURS_UNCROSSES:
+            log_c = min(max(log_c + rng.gauss(0.0, self.sym.daily_vol * AFTER_HOURS_DRIFT_VOL), lo), hi)
+            depth = max(1, self.stats.volume) * rng.uniform(*AFTER_HOURS_CROWD_SHARE) / math.log(2)
+            self.ah_crowds.append((math.exp(log_c), depth))
+
+    def _after_hours_uncross(self, k: int, ts: float) -> None:
+        center, depth = self.ah_crowds[k]
+        crowd = Crowd(center, depth, self.sym.daily_vol * AFTER_HOURS_WIDTH_VOL)
+        grid = price_grid(self.ah_lower, self.ah_upper, self.sym.market)
+        result, buys, sells = self._cross(self.ah_book, grid, crowd, self.close_price)
+        self._execute(result, buys, sells, ts)
+        self._record_off_hours(result.price, result.volume)
+        # unfilled orders wait for the next uncross; the last one (18:00) ends the day for them
+        self.ah_book = [o for o in self.ah_book if o.live]
+        if k == len(AFTER_HOURS_UNCROSSES) - 1:
+            for o in self.ah_book:
+                self.sink.on_expire(o, ts)
+            self.ah_book = []
+
+    def off_hours_depth(self) -> tuple[int, int]:
+        """(asks, bids) waiting for the closing price or for the next after-hours uncross (시간외 잔량)."""
+        phase = self.phase()
+        if phase is Phase.POST_CLOSE:
+            return sum(lot.left for lot in self.post_queues[1]), sum(lot.left for lot in self.post_queues[0])
+        if phase is Phase.AFTER_HOURS:
+            live = [o for o in self.ah_book if o.live]
+            return sum(o.remaining for o in live if o.side == "SELL"), sum(o.remaining for o in live if o.side == "BUY")
+        return 0, 0
+
     def has_open_orders(self) -> bool:
         return (
             any(o.live for _, _, o in self.bids)
             or any(o.live for _, _, o in self.asks)
             or any(o.live for o in self.takers)
             or any(o.live for o in self.auction)
+            or any(lot.order is not None and lot.left > 0 for q in self.post_queues for lot in q)
+            or any(o.live for o in self.ah_book)
         )

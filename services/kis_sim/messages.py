@@ -57,6 +57,8 @@ UNDER_LOWER = Msg("1", "APBK0508", "주문단가가 하한가 미만입니다.")
 HALTED = Msg("1", "APBK0656", "매매거래정지 종목입니다.")  # invented
 NO_SYMBOL = Msg("1", "APBK0645", "종목코드를 확인하여 주십시요.")  # invented
 NOT_IN_AUCTION = Msg("1", "APBK0543", "단일가매매시간에는 해당 주문구분을 사용할 수 없습니다.")  # invented
+# 장후 시간외 (06) / 시간외 단일가 (07) outside their own window; invented
+OFF_HOURS_CLOSED = Msg("1", "APBK0544", "시간외 주문가능시간이 아닙니다.")
 NO_ORIGINAL = Msg("1", "APBK0915", "원주문번호가 존재하지 않습니다.")  # invented
 REVISE_OVER = Msg("1", "APBK0916", "정정/취소수량이 주문잔량을 초과합니다.")  # invented
 BAD_RVSE_CODE = Msg("1", "APBK0917", "정정취소구분코드를 확인하여 주십시요.")  # invented

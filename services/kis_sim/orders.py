@@ -35,6 +35,9 @@ class OrderKind(StrEnum):
 
 # ORD_DVSN codes whose price field is ignored (the order carries no price of its own).
 PRICELESS = frozenset({"01", "03", "04", "13", "14", "15", "16"})
+# 장후 시간외 종가: the price field is ignored too, but the price is known (the day's close), so a
+# buying-power query prices it like a limit order rather than at the upper limit.
+CLOSE_PRICE_DVSN = "06"
 ORD_DVSN_NAMES: dict[str, str] = {
     "00": "지정가",
     "01": "시장가",
