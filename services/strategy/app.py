@@ -20,6 +20,7 @@ from loguru import logger
 
 from services.strategy import book, ops
 from services.strategy.config import StrategyConfig
+from services.strategy.drift import DriftGuard
 from services.strategy.feed import FeedGuard
 from services.strategy.liquidation import Liquidator
 from services.strategy.queries import Q
@@ -42,6 +43,7 @@ class StrategyApp:
         self.feed = FeedGuard(self.rt)
         self.scanner = Scanner(self.rt)
         self.liquidator = Liquidator(self.rt)
+        self.drift = DriftGuard(self.rt)
         self.workers: list[Worker] = []
         self.recovery: Recovery | None = None
         self._spawned = 0
@@ -204,6 +206,7 @@ class StrategyApp:
     async def _book_loop(self) -> None:
         while not self.rt.stopping.is_set():
             await self._guard("book", self.book_round)
+            await self._guard("drift", self.drift.round)
             await pace(self.rt, self.rt.cfg.monitor_interval_s)
 
     async def _liquidation_loop(self) -> None:
