@@ -13,6 +13,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--env", choices=["real", "paper"], default="real", help="kis-sim only")
     run.add_argument("--seed", type=int, default=None,
                      help="kis-sim only: the market's seed (the same seed gives the same day)")
+    run.add_argument("--data-dir", type=Path, default=None,
+                     help="kis-sim only: keep its accounts, orders, fills and clock there across restarts")
 
     st = sub.add_parser("status", help="one screen of health from the monitor views (as sm_readonly)")
     st.add_argument("--watch", action="store_true", help="redraw every 2 s")
@@ -107,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
 
         config = SimConfig(env=args.env, seed=args.seed) if args.seed is not None else None
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(args.host, args.port, args.env, config))
+            asyncio.run(serve(args.host, args.port, args.env, config, data_dir=args.data_dir))
         return 0
     if args.service == "dashboard":
         from stock_manager.dashboard.main import main as svc_main
@@ -239,8 +242,10 @@ def child_specs(settings: Settings, database_url: str) -> list[ChildSpec]:
     if settings.sm_mode is Mode.SIM:
         parts = urlsplit(settings.rest_url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 8800
+        # the simulator keeps its accounts and clock next to the database, so `up` resumes both
+        sim_dir = (settings.sm_data_dir / "kis-sim").resolve()
         specs.append(ChildSpec("kis-sim", [*exe, "run", "kis-sim", "--host", host, "--port", str(port),
-                                           "--env", settings.kis_env], env,
+                                           "--env", settings.kis_env, "--data-dir", str(sim_dir)], env,
                                ready=lambda: _port_open(host, port)))
     host_name = socket.gethostname()
     # a stable instance id: a restarted service takes over its own heartbeat row

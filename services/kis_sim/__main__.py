@@ -1,4 +1,4 @@
-"""``python -m services.kis_sim --host H --port P --env real|paper``."""
+"""``python -m services.kis_sim --host H --port P --env real|paper [--data-dir DIR]``."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ import argparse
 import asyncio
 import contextlib
 from datetime import datetime
+from pathlib import Path
 from typing import Literal, cast
 
 from .app import serve
 from .config import SimConfig
+
+DATA_DIR_HELP = (
+    "keep accounts, orders, fills, tokens and the market clock here and resume them on start "
+    "(a stored clock wins over --start/--speed); without it the simulator forgets everything when it stops"
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--speed", type=float, default=1.0, help="market clock speed (clock s per wall s)")
     parser.add_argument("--start", default=None, help="market clock start, ISO 8601 with offset")
     parser.add_argument("--rate-limit", type=float, default=None, help="requests/s per app key; 0 = off")
+    parser.add_argument("--data-dir", type=Path, default=None, help=DATA_DIR_HELP)
     args = parser.parse_args(argv)
     env = cast(Literal["real", "paper"], args.env)
     config = SimConfig(
@@ -36,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
 
         runner = uvloop.run
     with contextlib.suppress(KeyboardInterrupt):
-        runner(serve(args.host, args.port, env, config))
+        runner(serve(args.host, args.port, env, config, data_dir=args.data_dir))
 
 
 if __name__ == "__main__":

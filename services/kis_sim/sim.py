@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from shared.clock import Clock, ScaledClock
 
 from .auth import Auth
 from .broker import Broker
 from .config import SimConfig
 from .faults import Dice, Faults, RateLimiter
+from .persist import DurableNotices, Store
 from .ws import Hub
 
 
 class Sim:
-    def __init__(self, config: SimConfig, wall: Clock | None = None) -> None:
+    """One simulator; with ``data_dir`` it keeps its accounts, orders, fills, tokens and clock there.
+
+    Without a data directory everything lives in memory and a restart starts afresh (the tests'
+    disposable simulators); with one, a restart resumes where the last run stopped (persist.py).
+    """
+
+    def __init__(self, config: SimConfig, wall: Clock | None = None, data_dir: Path | None = None) -> None:
         self.config = config
         self.clock = ScaledClock(config.clock_start, config.clock_speed)
         self.broker = Broker(config, self.clock)
@@ -27,6 +36,11 @@ class Sim:
         self.hub = Hub(self)
         self.broker.notices = self.hub
         self.broker.exchange_reject_rate = self.faults.exchange_reject_rate
+        self.store: Store | None = None
+        if data_dir is not None:
+            self.store = Store(data_dir, self.broker, self.auth, self.clock)
+            self.store.restore()
+            self.broker.notices = DurableNotices(self.hub, self.store)
 
     def set_faults(self, changes: dict[str, object]) -> None:
         self.faults.update(dict(changes))
@@ -40,3 +54,5 @@ class Sim:
         self.broker.exchange_reject_rate = 0.0
         self.limiter.clear()
         self.hub.faults_changed()
+        if self.store is not None:
+            self.store.reset()
