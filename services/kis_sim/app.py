@@ -19,6 +19,7 @@ from shared.clock import Clock
 
 from . import control, rest
 from .config import SimConfig
+from .http_protocol import KisHttpProtocol
 from .persist import Store
 from .sim import Sim
 from .ws_protocol import KisWebSocketProtocol
@@ -85,12 +86,13 @@ def create_app(config: SimConfig, wall: Clock | None = None, data_dir: Path | No
 
 
 def uvicorn_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
-    """uvicorn settings the simulator relies on: its own WS protocol, no server-side pings."""
+    """uvicorn settings the simulator relies on: its own HTTP and WS protocols, no server-side pings."""
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level="warning",
+        http=KisHttpProtocol,  # KIS's header-name casing (http_protocol.py)
         ws=KisWebSocketProtocol,
         # KIS pings with PINGPONG text frames; protocol pings would mask unanswered PINGPONGs
         ws_ping_interval=None,
