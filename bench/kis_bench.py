@@ -8,7 +8,9 @@
     switched off through ``POST /sim/faults`` and a load process drives it with many keep-alive
     connections over raw sockets (a few lines of HTTP/1.1, so the client is not what limits the
     run), each placing limit buys that rest in the book, for ``--a-seconds``.  Orders are spread
-    over several accounts (app keys) and cheap symbols so that cash never runs out.
+    over several accounts (app keys) and cheap symbols so that cash never runs out.  The third
+    entry, ``durable``, is the first with ``--data-dir``: the price of journaling every order
+    before its answer (services/kis_sim/persist.py), as ``stock-manager up`` runs it.
 (b) Adapter round trip.  ``KisRestClient.order_cash`` against the simulator with its limit off
     (``UnlimitedRateLimiter``, in-memory token store): ``--orders`` orders one after another, then
     the same number from 8 concurrent callers.  The same orders over one raw socket are the floor.
@@ -33,6 +35,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -83,8 +86,13 @@ class Sim:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KIS_", "SM_", "DATABASE_URL"))}
+        self.data_dir: tempfile.TemporaryDirectory[str] | None = None
         if entry == "cli":
             cmd = [sys.executable, "-m", "stock_manager", "run", "kis-sim", "--port", str(self.port)]
+        elif entry == "durable":
+            self.data_dir = tempfile.TemporaryDirectory(prefix="kis-sim-bench-")
+            cmd = [sys.executable, "-m", "stock_manager", "run", "kis-sim", "--port", str(self.port),
+                   "--data-dir", self.data_dir.name]
         else:
             cmd = [sys.executable, "-m", "services.kis_sim", "--port", str(self.port)]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -137,6 +145,8 @@ class Sim:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.http.close()
+        if self.data_dir is not None:
+            self.data_dir.cleanup()
 
 
 def new_credentials() -> KisCredentials:
@@ -514,7 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, default=1000, help="(b) orders per run")
     parser.add_argument("--c-seconds", type=float, default=15.0)
     parser.add_argument("--dsn", default="host=127.0.0.1 port=5432 user=postgres dbname=postgres")
-    parser.add_argument("--entries", default="cli,module", help="(a) which simulator entry points to measure")
+    parser.add_argument("--entries", default="cli,module,durable",
+                        help="(a) which simulator entry points to measure (durable: cli with a data directory)")
     parser.add_argument("--loader", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--hammer", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -531,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     entry_name = {
         "cli": "python -m stock_manager run kis-sim (asyncio)",
         "module": "python -m services.kis_sim (uvloop)",
+        "durable": "run kis-sim --data-dir: every order journaled before its answer (asyncio)",
     }
     for entry in [e for e in args.entries.split(",") if e]:
         a = sim_capacity(entry, args)
