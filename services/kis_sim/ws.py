@@ -41,6 +41,8 @@ _TR_ID_RE = re.compile(r"^[A-Z0-9]{6,13}$")
 MAX_RECORDS_PER_FRAME = 10
 MAX_PENDING_RECORDS = 30
 ASP_REFRESH_S = 1.0
+# KIS says encrypt "Y" in these acks, and its sample client (kis_auth.py) decrypts only after a "Y"
+ENCRYPTED_TRS = frozenset({"H0STCNI0", "H0STCNI9"})
 
 
 @dataclass(slots=True)
@@ -102,8 +104,9 @@ def _control(tr_id: str, tr_key: str, rt_cd: str, msg_cd: str, msg1: str, sub: S
     body: dict[str, Any] = {"rt_cd": rt_cd, "msg_cd": msg_cd, "msg1": msg1}
     if sub is not None:
         body["output"] = {"iv": sub.iv, "key": sub.key}
+    encrypt = "Y" if sub is not None and tr_id in ENCRYPTED_TRS else "N"
     return json.dumps(
-        {"header": {"tr_id": tr_id, "tr_key": tr_key, "encrypt": "N"}, "body": body},
+        {"header": {"tr_id": tr_id, "tr_key": tr_key, "encrypt": encrypt}, "body": body},
         ensure_ascii=False,
     )
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
 
 from tests.support.sim import SimProcess
 
@@ -80,3 +84,43 @@ async def test_standard_headers_capitalized_kis_headers_lowercase(real_sim: SimP
             assert name == name.lower(), name
         else:
             assert name == "-".join(part.capitalize() for part in name.split("-")), name
+
+
+async def approval_key(sim: SimProcess) -> str:
+    appkey, appsecret = "PS" + uuid.uuid4().hex[:34], uuid.uuid4().hex * 5
+    body = json.dumps({"grant_type": "client_credentials", "appkey": appkey, "secretkey": appsecret}).encode()
+    request = http_request("POST", "/oauth2/Approval", {"content-type": "application/json; charset=utf-8"}, body)
+    _, raw = await raw_http(sim.port, request)
+    return str(json.loads(raw)["approval_key"])
+
+
+async def subscribe_acks(sim: SimProcess, subscriptions: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Each registration's ack, as the JSON text frame the server wrote."""
+    approval = await approval_key(sim)
+    acks = []
+    async with connect(sim.ws_url + "/tryitout", ping_interval=None) as ws:
+        for tr_id, tr_key in subscriptions:
+            header = {"approval_key": approval, "custtype": "P", "tr_type": "1", "content-type": "utf-8"}
+            await ws.send(json.dumps({"header": header, "body": {"input": {"tr_id": tr_id, "tr_key": tr_key}}}))
+            while True:
+                text = await asyncio.wait_for(ws.recv(), 10)
+                assert isinstance(text, str)
+                if text.startswith("{") and "PINGPONG" not in text:
+                    acks.append(json.loads(text))
+                    break
+    return acks
+
+
+@pytest.mark.parametrize("env", ["real", "paper"])
+async def test_fill_notice_acks_say_encrypted_quote_acks_do_not(
+    env: str, real_sim: SimProcess, paper_sim: SimProcess
+) -> None:
+    sim = real_sim if env == "real" else paper_sim
+    notice_tr = "H0STCNI0" if env == "real" else "H0STCNI9"
+    notice, trades, book = await subscribe_acks(
+        sim, [(notice_tr, "htsuser1"), ("H0STCNT0", "005930"), ("H0STASP0", "005930")]
+    )
+    assert notice["header"] == {"tr_id": notice_tr, "tr_key": "htsuser1", "encrypt": "Y"}
+    assert notice["body"]["msg_cd"] == "OPSP0000"
+    assert len(notice["body"]["output"]["key"]) == 32 and len(notice["body"]["output"]["iv"]) == 16
+    assert trades["header"]["encrypt"] == "N" and book["header"]["encrypt"] == "N"
