@@ -7,6 +7,7 @@ official examples in ``kis-samples`` so that a parser written against KIS finds 
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import date
 
 from shared.market_rules import Phase, tick_size
@@ -36,6 +37,15 @@ def _rel_sign(a: int, b: int) -> str:
 
 def pct(num: float, den: float, digits: int = 2) -> str:
     return f"{(num / den * 100 if den else 0.0):.{digits}f}"
+
+
+def shnu_rate(buy_volume: int, volume: int) -> str:
+    """H0STCNT0 SHNU_RATE: buy-initiated volume over the day's whole volume as a fraction, rounded up
+    to hundredths -- the rule that reproduces all three KIS frames in kis-samples (0.45, 0.37, 0.39).
+
+    Not a percentage: a client that scales it by 100 would see 45 % where KIS means 0.45.
+    """
+    return f"{math.ceil(buy_volume / volume * 100 - 1e-9) / 100 if volume else 0.0:.2f}"
 
 
 def ymd(d: date) -> str:
@@ -352,7 +362,7 @@ def cnt_record(st: SymbolState, p: Print) -> list[str]:
         str(s.sell_volume),
         str(s.buy_volume),
         str(p.side),
-        pct(s.buy_volume, s.volume),
+        shnu_rate(s.buy_volume, s.volume),
         pct(s.volume, st.prior_volume),
         hhmmss(s.open_ts),
         _rel_sign(p.price, s.open),
@@ -375,7 +385,7 @@ def cnt_record(st: SymbolState, p: Print) -> list[str]:
         pct(s.volume, same_time_prior),
         "0",
         "",
-        str(st.base),
+        str(s.open or st.base),  # VI_STND_PRC: the day's VI reference is its open on KIS's frames
     ]
 
 

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.support.sim import SimProcess
+from tests.support.sim import MONDAY_10AM, SimProcess
+
+SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "kis-samples"
 
 PRICE = "/uapi/domestic-stock/v1/quotations/inquire-price?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930"
 
@@ -124,3 +129,81 @@ async def test_fill_notice_acks_say_encrypted_quote_acks_do_not(
     assert notice["body"]["msg_cd"] == "OPSP0000"
     assert len(notice["body"]["output"]["key"]) == 32 and len(notice["body"]["output"]["iv"]) == 16
     assert trades["header"]["encrypt"] == "N" and book["header"]["encrypt"] == "N"
+
+
+def real_records(name: str) -> list[list[str]]:
+    """The caret records of the real frames captured from KIS (kis-samples beside the repo)."""
+    path = SAMPLES / name
+    if not path.is_file():
+        pytest.skip(f"KIS samples not found at {SAMPLES} (they live beside the repo in shared/)")
+    frames = json.loads(path.read_text(encoding="utf-8"))["frames"]
+    return [frame.split("|", 3)[3].split("^") for frame in frames.values()]
+
+
+async def stream(sim: SimProcess, tr_id: str, code: str, records: int, n_fields: int) -> list[list[str]]:
+    """At least ``records`` records of ``tr_id`` for ``code``, split from the raw data frames."""
+    sim.http.post("/sim/reset").raise_for_status()
+    sim.clock(MONDAY_10AM, speed=120)
+    approval = await approval_key(sim)
+    out: list[list[str]] = []
+    async with connect(sim.ws_url + "/tryitout", ping_interval=None) as ws:
+        header = {"approval_key": approval, "custtype": "P", "tr_type": "1", "content-type": "utf-8"}
+        await ws.send(json.dumps({"header": header, "body": {"input": {"tr_id": tr_id, "tr_key": code}}}))
+        while len(out) < records:
+            text = await asyncio.wait_for(ws.recv(), 10)
+            assert isinstance(text, str)
+            if text.startswith("{"):
+                if "PINGPONG" in text:
+                    await ws.send(text)
+                continue
+            flag, tr, count, payload = text.split("|", 3)
+            assert (flag, tr) == ("0", tr_id)
+            fields = payload.split("^")
+            assert len(fields) == int(count) * n_fields, (count, len(fields))
+            out += [fields[i : i + n_fields] for i in range(0, len(fields), n_fields)]
+    sim.clock(speed=1)
+    return out
+
+
+# The shape each field takes on KIS's frames; a field's pattern is checked against the real frames too.
+INT = r"-?\d+"
+UINT = r"\d+"
+DEC2 = r"-?\d+\.\d{2}"
+HHMMSS = r"(0[89]|1[0-8])[0-5]\d[0-5]\d"
+SIGN = r"[1-5]"
+CNT_SHAPES = {
+    0: r"\d{6}", 1: HHMMSS, 2: UINT, 3: SIGN, 4: INT, 5: DEC2, 6: DEC2, 7: UINT, 8: UINT, 9: UINT,
+    10: UINT, 11: UINT, 12: UINT, 13: UINT, 14: UINT, 15: UINT, 16: UINT, 17: INT, 18: DEC2, 19: UINT,
+    20: UINT, 21: "[135]", 22: r"[01]\.\d{2}", 23: DEC2, 24: HHMMSS, 25: SIGN, 26: INT, 27: HHMMSS,
+    28: SIGN, 29: INT, 30: HHMMSS, 31: SIGN, 32: INT, 33: r"20\d{6}", 34: r"[1-4]\d", 35: "[YN]",
+    36: UINT, 37: UINT, 38: UINT, 39: UINT, 40: DEC2, 41: UINT, 42: DEC2, 43: "0", 44: "", 45: UINT,
+}  # fmt: skip
+
+
+def check_cnt_record(r: list[str]) -> None:
+    """Every field's shape, and the relations between fields that hold on KIS's frames."""
+    assert len(r) == 46
+    for i, shape in CNT_SHAPES.items():
+        assert re.fullmatch(shape, r[i]), (i, r[i], r)
+    price, open_, high, low = int(r[2]), int(r[7]), int(r[8]), int(r[9])
+    assert low <= price <= high and low <= open_ <= high
+    assert r[45] == r[7], "VI_STND_PRC is the day's open"
+    assert int(r[17]) == int(r[16]) - int(r[15])
+    assert int(r[26]) == price - open_ and int(r[29]) == price - high and int(r[32]) == price - low
+    assert r[24] <= r[27] and r[24] <= r[30] and r[24] <= r[1], "nothing happens before the open"
+    buys, sells, volume = int(r[20]), int(r[19]), int(r[13])
+    assert buys + sells <= volume
+    assert math.isclose(float(r[22]), math.ceil(buys / volume * 100 - 1e-9) / 100), "SHNU_RATE"
+    assert 0 < float(r[22]) < 1
+    assert math.isclose(float(r[18]), round(buys / sells * 100, 2), abs_tol=0.006), "CTTR"
+
+
+def test_the_field_checks_hold_for_the_real_frames() -> None:
+    for record in real_records("ws_H0STCNT0__real_frames.json"):
+        check_cnt_record(record)
+
+
+async def test_trade_frames_match_kis_field_by_field(real_sim: SimProcess) -> None:
+    real_records("ws_H0STCNT0__real_frames.json")  # skips without the samples
+    for record in await stream(real_sim, "H0STCNT0", "005930", 20, 46):
+        check_cnt_record(record)
