@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from loguru import logger
 from pydantic import SecretStr
 
 from shared.clock import KST
@@ -55,6 +56,22 @@ FIELD_COUNTS: Final[dict[str, tuple[int, ...]]] = {
     WS_ORDERBOOK_TR: ORDERBOOK_FIELDS,
     **{tr: NOTICE_FIELDS for tr in WS_NOTICE_TRS},
 }
+
+# KIS has grown layouts by appending fields (H0STASP0 59 -> 62, H0STCNI0 23 -> 26).  A trade record
+# longer than its layout is read by its known fields, and the longer layout is logged once per
+# count, instead of every trade of the session being refused the day KIS adds a field.
+_LONGER_LAYOUTS_SEEN: set[tuple[str, int]] = set()
+
+
+def _known_fields(tr_id: str, f: list[str], known: int) -> list[str]:
+    """The first ``known`` fields of a record that may carry newer fields after them."""
+    if len(f) > known:
+        if (tr_id, len(f)) not in _LONGER_LAYOUTS_SEEN:
+            _LONGER_LAYOUTS_SEEN.add((tr_id, len(f)))
+            logger.warning("kis ws: {} records have {} fields, {} known; reading the known ones", tr_id, len(f), known)
+        return f[:known]
+    return f
+
 
 # Control codes (msg_cd) the server sends in JSON acks.
 OPSP_SUBSCRIBED: Final = "OPSP0000"
@@ -178,7 +195,8 @@ def split_records(tr_id: str, count: int, payload: str) -> list[list[str]]:
         raise KisParseError(f"{tr_id}: {len(fields)} fields do not split into {count} records")
     size = len(fields) // count
     allowed = FIELD_COUNTS.get(tr_id)
-    if allowed is not None and size not in allowed:
+    grows = tr_id == WS_TRADE_TR and size > TRADE_FIELDS
+    if allowed is not None and size not in allowed and not grows:
         raise KisParseError(f"{tr_id}: {count} records of {size} fields; expected {allowed}")
     return [fields[i : i + size] for i in range(0, len(fields), size)]
 
@@ -311,12 +329,13 @@ class Trade:
 
 
 def parse_trade(f: list[str]) -> Trade:
-    """One H0STCNT0 record.  A busy feed brings tens of thousands a second, so plain-number
-    records take a fast path (``int`` instead of ``Decimal`` for the integer fields); anything
-    unusual (blanks, padding, signs, decimals where integers belong) goes to the careful parser,
-    which names the field that is wrong."""
-    if len(f) != TRADE_FIELDS:
+    """One H0STCNT0 record (46 fields; fields KIS appends later are ignored).  A busy feed brings
+    tens of thousands a second, so plain-number records take a fast path (``int`` instead of
+    ``Decimal`` for the integer fields); anything unusual (blanks, padding, signs, decimals where
+    integers belong) goes to the careful parser, which names the field that is wrong."""
+    if len(f) < TRADE_FIELDS:
         raise KisParseError(f"H0STCNT0: {len(f)} fields, expected {TRADE_FIELDS}")
+    f = _known_fields(WS_TRADE_TR, f, TRADE_FIELDS)
     try:
         return _parse_trade_fast(f)
     except (ValueError, ArithmeticError):

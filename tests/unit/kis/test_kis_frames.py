@@ -75,6 +75,15 @@ def test_trade_rejects_wrong_field_count() -> None:
         wf.parse_trade(TRADE[:45])
 
 
+def test_trade_with_fields_appended_reads_the_known_ones_and_logs_once(log_lines: list[str]) -> None:
+    wf._LONGER_LAYOUTS_SEEN.clear()
+    longer = [*TRADE, "X1", "2"]
+    assert wf.parse_trade(longer) == wf.parse_trade(TRADE)
+    records = wf.decode_frame(wf.parse_message(wf.data_frame("H0STCNT0", [longer, longer, longer])))  # type: ignore[arg-type]
+    assert [r.price for r in records if isinstance(r, Trade)] == [71900] * 3
+    assert len([line for line in log_lines if "48 fields" in line]) == 1, log_lines
+
+
 def test_orderbook_59_and_62_fields() -> None:
     book59 = wf.parse_orderbook(BOOK_59)
     book62 = wf.parse_orderbook([*BOOK_59, "71850", "1234", "1"])
