@@ -4,7 +4,8 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
-RUN useradd --create-home --uid 10001 sm
+RUN useradd --create-home --uid 10001 sm \
+    && mkdir -p /data/kis-sim && chown sm /data/kis-sim  # a new named volume takes this owner
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
