@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import weakref
+from dataclasses import dataclass
 from datetime import date
 
 from shared.market_rules import Phase, tick_size
@@ -89,6 +91,51 @@ def _book_totals(st: SymbolState) -> tuple[list[tuple[int, int]], list[tuple[int
 
 def _pad(levels: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return levels + [(0, 0)] * (BOOK_LEVELS - len(levels))
+
+
+def _pad_changes(changes: list[int]) -> list[int]:
+    return changes + [0] * (BOOK_LEVELS - len(changes))
+
+
+@dataclass(frozen=True, slots=True)
+class RsqnChanges:
+    """``*_RSQN_ICDC``: per shown level (price order) and in total, the change in resting quantity."""
+
+    asks: list[int]
+    bids: list[int]
+    total_ask: int
+    total_bid: int
+
+
+class BookChanges:
+    """What each symbol's book showed last time, so the next answer can carry KIS's ``*_rsqn_icdc``.
+
+    KIS fills these with the change since its previous publication; a client that watches queues
+    build or drain reads them, so always sending 0 hides exactly what they are for.  A level's change
+    is taken at its price (0 shown before at a price new to the book), since a level index
+    points at another price once the book moves.  One instance per stream (the WebSocket frames,
+    the REST answers); keyed weakly by the symbol's state, so a reset or a new state starts afresh.
+    """
+
+    def __init__(self) -> None:
+        self._last: weakref.WeakKeyDictionary[SymbolState, tuple[dict[int, int], dict[int, int], int, int]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def since_last(self, st: SymbolState, asks: list[tuple[int, int]], bids: list[tuple[int, int]]) -> RsqnChanges:
+        now_asks, now_bids = dict(asks), dict(bids)
+        total_ask, total_bid = sum(now_asks.values()), sum(now_bids.values())
+        before = self._last.get(st)
+        self._last[st] = (now_asks, now_bids, total_ask, total_bid)
+        if before is None:
+            return RsqnChanges([0] * len(asks), [0] * len(bids), 0, 0)
+        prev_asks, prev_bids, prev_total_ask, prev_total_bid = before
+        return RsqnChanges(
+            [q - prev_asks.get(p, 0) for p, q in asks],
+            [q - prev_bids.get(p, 0) for p, q in bids],
+            total_ask - prev_total_ask,
+            total_bid - prev_total_bid,
+        )
 
 
 # ---------------------------------------------------------------------------------- quotations
@@ -186,8 +233,10 @@ def inquire_price(st: SymbolState) -> dict[str, str]:
     }
 
 
-def asking_price(st: SymbolState) -> tuple[dict[str, str], dict[str, str]]:
+def asking_price(st: SymbolState, changes: BookChanges) -> tuple[dict[str, str], dict[str, str]]:
     asks, bids, total_ask, total_bid = _book_totals(st)
+    icdc = changes.since_last(st, asks, bids)
+    ask_icdc, bid_icdc = _pad_changes(icdc.asks), _pad_changes(icdc.bids)
     ovtm_ask, ovtm_bid = st.off_hours_depth()
     out1: dict[str, str] = {"aspr_acpt_hour": hhmmss(st.t)}
     pa, pb = _pad(asks), _pad(bids)
@@ -200,15 +249,15 @@ def asking_price(st: SymbolState) -> tuple[dict[str, str], dict[str, str]]:
     for i in range(BOOK_LEVELS):
         out1[f"bidp_rsqn{i + 1}"] = str(pb[i][1])
     for i in range(BOOK_LEVELS):
-        out1[f"askp_rsqn_icdc{i + 1}"] = "0"
+        out1[f"askp_rsqn_icdc{i + 1}"] = str(ask_icdc[i])
     for i in range(BOOK_LEVELS):
-        out1[f"bidp_rsqn_icdc{i + 1}"] = "0"
+        out1[f"bidp_rsqn_icdc{i + 1}"] = str(bid_icdc[i])
     out1.update(
         {
             "total_askp_rsqn": str(total_ask),
             "total_bidp_rsqn": str(total_bid),
-            "total_askp_rsqn_icdc": "0",
-            "total_bidp_rsqn_icdc": "0",
+            "total_askp_rsqn_icdc": str(icdc.total_ask),
+            "total_bidp_rsqn_icdc": str(icdc.total_bid),
             "ovtm_total_askp_icdc": "0",
             "ovtm_total_bidp_icdc": "0",
             "ovtm_total_askp_rsqn": str(ovtm_ask),
@@ -389,9 +438,10 @@ def cnt_record(st: SymbolState, p: Print) -> list[str]:
     ]
 
 
-def asp_record(st: SymbolState, n_fields: int) -> list[str]:
+def asp_record(st: SymbolState, n_fields: int, changes: BookChanges) -> list[str]:
     """One H0STASP0 record: 59 documented fields, plus the 3 mid-price fields seen on the real feed."""
     asks, bids, total_ask, total_bid = _book_totals(st)
+    icdc = changes.since_last(st, asks, bids)
     pa, pb = _pad(asks), _pad(bids)
     antc, antc_vol = _indicative(st)
     ovtm_ask, ovtm_bid = st.off_hours_depth()
@@ -409,8 +459,8 @@ def asp_record(st: SymbolState, n_fields: int) -> list[str]:
         sign(antc, st) if antc else "5",
         pct(antc - st.base, st.base),
         str(st.stats.volume),
-        "0",
-        "0",
+        str(icdc.total_ask),
+        str(icdc.total_bid),
         "0",
         "0",
         "0",

@@ -483,9 +483,13 @@ async def inquire_price(call: Call) -> Reply:
     return Reply(_ok(m.QUOTE_OK, output=fmt.inquire_price(st)))
 
 
+# the book each symbol's last answer showed, for the next answer's *_rsqn_icdc
+_ASKED_BOOKS = fmt.BookChanges()
+
+
 async def inquire_asking_price(call: Call) -> Reply:
     st = call.sim.broker.state(_symbol(call))
-    out1, out2 = fmt.asking_price(st)
+    out1, out2 = fmt.asking_price(st, _ASKED_BOOKS)
     return Reply(_ok(m.QUOTE_OK, output1=out1, output2=out2))
 
 

@@ -120,6 +120,7 @@ class Hub:
         self.asp_watch: dict[str, set[Session]] = {}
         self.pending: dict[str, deque[list[str]]] = {}
         self.asp_last: dict[str, float] = {}
+        self.asp_books = fmt.BookChanges()  # what the last H0STASP0 frame showed, per symbol
         self._last_drop = time.monotonic()
         self.cni_tr = "H0STCNI0" if sim.config.env == "real" else "H0STCNI9"
 
@@ -318,7 +319,7 @@ class Hub:
                 continue
             book.book_dirty = False
             self.asp_last[code] = wall
-            frame = "0|H0STASP0|001|" + "^".join(fmt.asp_record(book, n_fields))
+            frame = "0|H0STASP0|001|" + "^".join(fmt.asp_record(book, n_fields, self.asp_books))
             for s in watchers:
                 s.send(frame)
 

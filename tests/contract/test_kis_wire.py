@@ -8,6 +8,7 @@ These tests run against the simulator process the contract suite starts (no data
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import re
@@ -23,6 +24,7 @@ from tests.support.sim import MONDAY_10AM, SimProcess
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "kis-samples"
 
 PRICE = "/uapi/domestic-stock/v1/quotations/inquire-price?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930"
+ASKING = "/uapi/domestic-stock/v1/quotations/inquire-asking-price-exp-ccn?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD="
 
 
 async def raw_http(port: int, request: bytes) -> tuple[list[tuple[str, str]], bytes]:
@@ -161,7 +163,7 @@ async def stream(sim: SimProcess, tr_id: str, code: str, records: int, n_fields:
             fields = payload.split("^")
             assert len(fields) == int(count) * n_fields, (count, len(fields))
             out += [fields[i : i + n_fields] for i in range(0, len(fields), n_fields)]
-    sim.clock(speed=1)
+    sim.clock(None, speed=1)
     return out
 
 
@@ -207,3 +209,53 @@ async def test_trade_frames_match_kis_field_by_field(real_sim: SimProcess) -> No
     real_records("ws_H0STCNT0__real_frames.json")  # skips without the samples
     for record in await stream(real_sim, "H0STCNT0", "005930", 20, 46):
         check_cnt_record(record)
+
+
+async def test_book_frames_carry_the_change_in_resting_quantity(real_sim: SimProcess) -> None:
+    records = await stream(real_sim, "H0STASP0", "005930", 8, 62)
+    for before, after in itertools.pairwise(records):
+        # 43/44 TOTAL_ASKP/BIDP_RSQN, 54/55 their change since the previous frame
+        assert int(after[54]) == int(after[43]) - int(before[43]), (before[43], after[43], after[54])
+        assert int(after[55]) == int(after[44]) - int(before[44]), (before[44], after[44], after[55])
+    assert any(r[54] != "0" or r[55] != "0" for r in records[1:])
+    for real in real_records("ws_H0STASP0__real_frames.json"):
+        assert all(re.fullmatch(INT, real[i]) for i in (54, 55)) and (real[54], real[55]) != ("0", "0")
+
+
+async def test_asking_price_answers_carry_the_change_since_the_previous_answer(real_sim: SimProcess) -> None:
+    real_sim.http.post("/sim/reset").raise_for_status()
+    real_sim.clock(MONDAY_10AM, speed=1)
+    appkey, appsecret = "PS" + uuid.uuid4().hex[:34], uuid.uuid4().hex * 5
+    _, access = await token(real_sim, appkey, appsecret)
+    headers = {
+        "content-type": "application/json; charset=utf-8",
+        "authorization": f"Bearer {access}",
+        "appkey": appkey,
+        "appsecret": appsecret,
+        "tr_id": "FHKST01010200",
+        "custtype": "P",
+    }
+
+    async def book() -> dict[str, str]:
+        _, raw = await raw_http(real_sim.port, http_request("GET", ASKING + "000660", headers))
+        out: dict[str, str] = json.loads(raw)["output1"]
+        return out
+
+    answers = [await book()]
+    for _ in range(4):
+        real_sim.clock(None, speed=600)
+        await asyncio.sleep(0.3)
+        real_sim.clock(None, speed=1)
+        answers.append(await book())
+    moved = False
+    for before, after in itertools.pairwise(answers):
+        for side in ("askp", "bidp"):
+            shown = {before[f"{side}{i}"]: int(before[f"{side}_rsqn{i}"]) for i in range(1, 11)}
+            for i in range(1, 11):
+                price, qty = after[f"{side}{i}"], int(after[f"{side}_rsqn{i}"])
+                change = int(after[f"{side}_rsqn_icdc{i}"])
+                assert change == qty - shown.get(price, 0), (side, i, price, qty, change)
+                moved = moved or change != 0
+            total = int(after[f"total_{side}_rsqn"]) - int(before[f"total_{side}_rsqn"])
+            assert int(after[f"total_{side}_rsqn_icdc"]) == total
+    assert moved, "the book never changed between answers"
