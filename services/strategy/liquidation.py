@@ -203,7 +203,8 @@ class Liquidator:
             if close is None:
                 logger.warning("liquidation {}: no closing price known, so no after-hours price; waiting", sym)
                 return None
-            return OrderType.AHS, after_hours_price(Decimal(close), lower, market), Decimal(close)
+            base = int(r["base_price"]) if r["base_price"] is not None else None
+            return OrderType.AHS, after_hours_price(Decimal(close), base, market), Decimal(close)
         return None
 
     def _next_stage(self, step: Step) -> str:

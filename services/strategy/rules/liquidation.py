@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -31,14 +31,13 @@ from shared.market_rules import (
     SESSION_OPEN,
     Market,
     Phase,
+    after_hours_limits,
     phase_at,
     round_to_tick,
     ticks_away,
 )
 from shared.trade_states import OrderType
 
-# after-hours single-price orders must lie within ±10 % of the day's close
-AFTER_HOURS_BAND = Decimal("0.10")
 # fills of the uncross reach the book within this long after its latest possible moment
 UNCROSS_SETTLE_S = 30
 # a liquidation that sold this far below its reference price was sold into a thin book
@@ -235,11 +234,12 @@ def closing_limit(bid: Decimal | None, price: Decimal | None, lower_limit: int |
     return max(p, floor)
 
 
-def after_hours_price(close: Decimal, lower_limit: int | None, market: Market) -> int:
-    """The lowest price the after-hours session accepts: the close less 10 % rounded up onto the
-    tick grid, or the lower daily limit if that is higher (so the sell clears first)."""
-    raw = int((close * (1 - AFTER_HOURS_BAND)).to_integral_value(ROUND_CEILING))
-    return max(round_to_tick(raw, market, up=True), lower_limit or 0)
+def after_hours_price(close: Decimal, base: int | None, market: Market) -> int:
+    """The lowest price the after-hours session accepts, so the sell clears first: the close less
+    10 % rounded up onto the tick grid, or the lower daily limit if that is higher.  Without the
+    base price (the prior close) the daily limits are taken around the close, which they contain."""
+    c = int(close)
+    return after_hours_limits(c, base or c, market)[0]
 
 
 def _d(v: Any) -> Decimal | None:

@@ -3,7 +3,7 @@
 
 -- name: liquidation_book
 SELECT p.symbol, p.qty, p.worker_id, p.trip_first_fill_id,
-       b.price, b.bid, b.ask, b.turnover, s.lower_limit, s.market
+       b.price, b.bid, b.ask, b.turnover, s.lower_limit, s.base_price, s.market
   FROM trade.position_state p
   LEFT JOIN market.prices_best b ON b.symbol = p.symbol
   LEFT JOIN market.symbols s ON s.symbol = p.symbol
