@@ -10,6 +10,8 @@ from services.strategy.app import StrategyApp
 from services.strategy.config import load_config
 from shared.clock import ManualClock
 from shared.db.pool import Pool, open_pool
+from tests.execution.conftest import sim as sim  # the simulator and Execution as real processes,
+from tests.execution.conftest import stack as stack  # for the close end to end (test_close_with_sim.py)
 from tests.strategy.support import T0
 from tests.support.pg import TestDb
 

@@ -8,10 +8,9 @@ Execution gets a few seconds to re-read the clock before Strategy writes.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,32 +22,13 @@ from shared.market_rules import Market, after_hours_limits
 from tests.execution.conftest import Stack
 from tests.strategy.conftest import make_app
 from tests.support.pg import TestDb
-from tests.support.sim import SimProcess, seed_symbols
+from tests.support.sim import seed_symbols
 
 PARKED = 0.001  # market seconds per wall second
 CLOCK_RESYNC_WAIT_S = 3.0  # Execution re-reads the simulator's clock every 2 s
 THIN = "482570"  # a KOSPI name trading about 27,000 shares a day in the simulator's universe
 THIN_BASE = 23_150
 DEEP = "005930"
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
-    s = SimProcess(log_dir=tmp_path_factory.mktemp("sim")).start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture
-def stack(db: TestDb, sim: SimProcess, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(db, sim, tmp_path)
-    seed_symbols(db.admin_url, [THIN])
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture
@@ -125,6 +105,7 @@ async def test_a_conditional_limit_written_before_15_20_rests_through_the_auctio
 async def test_what_the_close_leaves_sells_at_the_closing_price_then_after_hours(
         stack: Stack, strategy: tuple[StrategyApp, ManualClock]) -> None:
     app, clock = strategy
+    seed_symbols(stack.db.admin_url, [THIN])
     day = "2026-11-24"  # the next day: the first test moved the market past this one's close
     park(stack, clock, f"{day}T15:05:00+09:00")
     stack.start()
