@@ -50,7 +50,7 @@ from shared.kis.errors import KisError
 from shared.kis.models import DailyCcldRow, format_odno
 from shared.kis.ports import Priority
 from shared.market_rules import Market, trade_date
-from shared.trade_states import IntentStatus, OrderStatus, PositionVerdict
+from shared.trade_states import PRICED_ORDER_TYPES, IntentStatus, OrderStatus, OrderType, PositionVerdict
 
 Conn = AsyncConnection[DictRow]
 LEASE = "execution-reconciler"
@@ -398,10 +398,14 @@ class Reconciler:
                 if r.odno in linked or r.orgn_odno:
                     continue
                 at = datetime.combine(r.ord_dt, r.ord_tmd, KST) if r.ord_tmd else ex.clock.now()
+                # our name for its ORD_DVSN; a type we never send (03 최유리, 05, …) is kept as MKT,
+                # with the broker's own code in ord_dvsn
+                order_type = _ORDER_TYPE_OF.get(r.ord_dvsn_cd, OrderType.MKT)
+                priced = order_type in PRICED_ORDER_TYPES and r.ord_unpr > 0
                 row = await (await conn.execute(Q["record_manual_order"], {
                     "trade_date": day, "symbol": r.symbol, "side": r.side.value, "qty": r.ord_qty,
-                    "order_type": "LMT" if r.ord_dvsn_cd == ORD_DVSN["LMT"] else "MKT", "ord_dvsn": r.ord_dvsn_cd,
-                    "limit_price": r.ord_unpr or None, "at": at})).fetchone()
+                    "order_type": order_type if priced or order_type not in PRICED_ORDER_TYPES else OrderType.MKT,
+                    "ord_dvsn": r.ord_dvsn_cd, "limit_price": r.ord_unpr if priced else None, "at": at})).fetchone()
                 assert row is not None
                 await conn.execute(Q["link_ack"], {"order_id": row["order_id"], "odno": r.odno,
                                                    "org_no": r.ord_gno_brno, "status": OrderStatus.SUBMITTED,
@@ -452,6 +456,9 @@ class Reconciler:
                                   diffs=[d.as_json() for d in diffs])
         ex.count("position_checks")
         return result
+
+
+_ORDER_TYPE_OF = {dvsn: OrderType(t) for t, dvsn in ORD_DVSN.items()}
 
 
 def _padded(r: DailyCcldRow) -> DailyCcldRow:
