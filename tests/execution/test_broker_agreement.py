@@ -120,4 +120,5 @@ def test_an_unexplained_difference_is_drift(day: Stack) -> None:
     assert {"symbol": "247540", "broker_qty": 2, "our_qty": 7} in drift[0]["diffs"]
     kinds = [r["kind"] for r in day.sql("SELECT kind FROM ops.events WHERE kind LIKE 'Position%' ORDER BY event_id")]
     assert kinds[-2:] == ["PositionMismatch", "PositionDrift"]  # seen once, then again unchanged
-    assert day.sql("SELECT severity FROM monitor.alert_events WHERE kind = 'PositionDrift'")[0]["severity"] == "critical"
+    alert = day.sql("SELECT severity FROM monitor.alert_events WHERE kind = 'PositionDrift'")
+    assert alert[0]["severity"] == "critical"
