@@ -62,13 +62,14 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from shared.clock import KST, kst
-from shared.db.migrate import migrate
-from shared.market_rules import POST_CLOSE_START, Market, price_limits
-from shared.sql import load_queries
+from stock_manager.shared.clock import KST, kst
+from stock_manager.shared.db.migrate import migrate
+from stock_manager.shared.market_rules import POST_CLOSE_START, Market, price_limits
+from stock_manager.shared.resources import package_path
+from stock_manager.shared.sql import load_queries
 from stock_manager.supervisor import ChildSpec, Supervisor
 
-Q = load_queries(Path(__file__).resolve().parent / "sql" / "soak.sql")
+Q = load_queries(package_path(__package__, "sql", "soak.sql"))
 SERVICES = ("pricesync", "strategy", "execution")
 LOCK_TTL_S = 8
 FAULTS = {"http_500_rate": 0.02, "egw00201_rate": 0.02, "timeout_rate": 0.01, "lost_response_rate": 0.02,
@@ -95,6 +96,9 @@ DAY_MANUAL = dtime(15, 12)
 # By then the closing uncross is over (KRX ends the closing call at a random moment up to 30 s
 # after 15:30): from here on a flat account stays flat.
 CLOSE_SETTLED = dtime(15, 31)
+# How long the book must hold still before the invariants read it: a reconcile pass and a book
+# round (Execution reconciles every 3 s in the soak) fit in it.
+SETTLED_FOR_S = 5.0
 # A manual buy worth less than one level of the thinnest book (TIER_LEVEL_VALUE in
 # services/kis_sim/universe.py), so it fills at once and only the close's sale has to find buyers.
 MANUAL_ORDER_WON = 300_000
@@ -428,21 +432,37 @@ class Soak:
         self.double_holds += [r["current_symbol"] for r in rows]
 
     async def _settle(self, within: float = 180) -> None:
-        """Wait until nothing is open or in doubt and the fills agree, then for one more position
-        check by Execution, so the verdict the invariants read describes the settled book."""
+        """Wait until the book holds still, so the invariants compare two pictures of one moment.
+
+        Still means: nothing open or in doubt here, our fills equal the broker's, the broker's list
+        of fills unchanged for ``SETTLED_FOR_S``, and a position check by Execution made in that
+        time (so the verdict the invariants read describes the settled book).  A session that ends
+        before the close first halts entries as an operator would (``stock-manager halt``): the
+        market is still open, and a new entry sent while the invariants read would be a moving target.
+        """
+        if not self.reaches_close:
+            await self._halt_entries()
         deadline = time.monotonic() + within
+        since, fills_seen = datetime.now(KST), -1
         while time.monotonic() < deadline:
-            async with await psycopg.AsyncConnection.connect(self.url, row_factory=dict_row) as conn:
-                row = await (await conn.execute(Q["unsettled"])).fetchone()
-            if row is not None and row["intents"] == 0 and row["orders"] == 0 and not await self._fill_mismatches():
-                break
-            await asyncio.sleep(1)
-        since = datetime.now(KST)
-        await asyncio.sleep(5)  # one more reconcile and book round
-        while time.monotonic() < deadline:
-            if await self._position_checked_since(since):
+            n = len(await self._broker("/sim/fills"))
+            if n != fills_seen or not await self._quiet():
+                since, fills_seen = datetime.now(KST), n
+            elif (datetime.now(KST) - since).total_seconds() >= SETTLED_FOR_S \
+                    and await self._position_checked_since(since):
                 return
             await asyncio.sleep(1)
+
+    async def _quiet(self) -> bool:
+        async with await psycopg.AsyncConnection.connect(self.url, row_factory=dict_row) as conn:
+            row = await (await conn.execute(Q["unsettled"])).fetchone()
+        return row is not None and row["intents"] == 0 and row["orders"] == 0 and not await self._fill_mismatches()
+
+    async def _halt_entries(self) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "stock_manager", "halt", "--reason", "soak: the session is over",
+            env={**os.environ, **self.env()}, stdout=asyncio.subprocess.DEVNULL)
+        await proc.wait()
 
     async def _position_checked_since(self, since: datetime) -> bool:
         try:
