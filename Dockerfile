@@ -7,10 +7,7 @@ WORKDIR /app
 RUN useradd --create-home --uid 10001 sm \
     && mkdir -p /data/kis-sim && chown sm /data/kis-sim  # a new named volume takes this owner
 COPY pyproject.toml README.md ./
-COPY shared ./shared
-COPY services ./services
 COPY stock_manager ./stock_manager
-COPY db ./db
 RUN pip install .
 
 USER sm

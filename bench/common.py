@@ -11,7 +11,8 @@ from pathlib import Path
 
 import psycopg
 
-from shared.db.migrate import migrate
+from stock_manager.shared.db.migrate import migrate
+from stock_manager.shared.resources import package_path
 from tests.support.pg import PgServer, find_server
 
 
@@ -51,6 +52,6 @@ def table(title: str, rows: list[tuple[str, str, str]]) -> str:
 
 
 def bench_dir() -> Path:
-    d = Path(__file__).resolve().parent / "out"
+    d = package_path(__package__, "out")
     d.mkdir(exist_ok=True)
     return d

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from bench.common import bench_dir, pct, scratch_db, summary, table
-from services.kis_sim.universe import build_universe
+from stock_manager.services.kis_sim.universe import build_universe
 from tests.support.pg import PgServer
 from tests.support.sim import ServiceProcess, SimProcess, seed_symbols, service_env
 

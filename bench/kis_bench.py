@@ -4,7 +4,7 @@
 
 (a) Simulator capacity.  The simulator runs as its own process (both ways it can be started:
     ``python -m stock_manager run kis-sim`` on the default asyncio loop, as ``stock-manager up``
-    and the tests start it, and ``python -m services.kis_sim`` on uvloop), its rate limit is
+    and the tests start it, and ``python -m stock_manager.services.kis_sim`` on uvloop), its rate limit is
     switched off through ``POST /sim/faults`` and a load process drives it with many keep-alive
     connections over raw sockets (a few lines of HTTP/1.1, so the client is not what limits the
     run), each placing limit buys that rest in the book, for ``--a-seconds``.  Orders are spread
@@ -52,15 +52,15 @@ import psycopg  # noqa: E402
 from loguru import logger  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 
-from shared.clock import ScaledClock  # noqa: E402
-from shared.db.migrate import migrate  # noqa: E402
-from shared.db.pool import open_pool  # noqa: E402
-from shared.kis.endpoints import KisEnv  # noqa: E402
-from shared.kis.errors import KisError, RateLimited  # noqa: E402
-from shared.kis.models import Side  # noqa: E402
-from shared.kis.pg_ports import PgRateLimiter, PgTokenStore, UnlimitedRateLimiter  # noqa: E402
-from shared.kis.ports import InMemoryTokenStore, Priority  # noqa: E402
-from shared.kis.rest import KisCredentials, KisRestClient, KisRestSettings, RetryPolicy  # noqa: E402
+from stock_manager.shared.clock import ScaledClock  # noqa: E402
+from stock_manager.shared.db.migrate import migrate  # noqa: E402
+from stock_manager.shared.db.pool import open_pool  # noqa: E402
+from stock_manager.shared.kis.endpoints import KisEnv  # noqa: E402
+from stock_manager.shared.kis.errors import KisError, RateLimited  # noqa: E402
+from stock_manager.shared.kis.models import Side  # noqa: E402
+from stock_manager.shared.kis.pg_ports import PgRateLimiter, PgTokenStore, UnlimitedRateLimiter  # noqa: E402
+from stock_manager.shared.kis.ports import InMemoryTokenStore, Priority  # noqa: E402
+from stock_manager.shared.kis.rest import KisCredentials, KisRestClient, KisRestSettings, RetryPolicy  # noqa: E402
 
 MONDAY_10AM = "2026-11-23T10:00:00+09:00"  # the session is open
 ORDER_PATH = "/uapi/domestic-stock/v1/trading/order-cash"
@@ -94,7 +94,7 @@ class Sim:
             cmd = [sys.executable, "-m", "stock_manager", "run", "kis-sim", "--port", str(self.port),
                    "--data-dir", self.data_dir.name]
         else:
-            cmd = [sys.executable, "-m", "services.kis_sim", "--port", str(self.port)]
+            cmd = [sys.executable, "-m", "stock_manager.services.kis_sim", "--port", str(self.port)]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.http = httpx.Client(base_url=self.url, timeout=30)
         deadline = time.monotonic() + 30
@@ -541,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, str]] = [("machine", machine()), ("-", "")]
     entry_name = {
         "cli": "python -m stock_manager run kis-sim (asyncio)",
-        "module": "python -m services.kis_sim (uvloop)",
+        "module": "python -m stock_manager.services.kis_sim (uvloop)",
         "durable": "run kis-sim --data-dir: every order journaled before its answer (asyncio)",
     }
     for entry in [e for e in args.entries.split(",") if e]:

@@ -11,7 +11,7 @@ Synthetic H0STCNT0 frames (46 fields, several records per frame) go through the 
   ``parse_message``/``decode_frame`` and go through the same ``WsFeed``/``Ingest``; no socket.
 
 A scratch database is created on the server (default 127.0.0.1:5432), migrated with
-``shared.db.migrate``, written as the ``sm_pricesync`` role, and dropped afterwards.
+``stock_manager.shared.db.migrate``, written as the ``sm_pricesync`` role, and dropped afterwards.
 
 Printed: the sustained rate into ``market.ticks`` + ``market.prices_best`` (rows counted in the
 database at the end), and the latency from the moment PriceSync's reader has a parsed tick to the
@@ -48,21 +48,21 @@ from loguru import logger  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from services.pricesync.feed import WsFeed  # noqa: E402
-from services.pricesync.freshness import FreshnessRules, WsHealth  # noqa: E402
-from services.pricesync.ingest import Ingest, IngestConfig, trade_dates_ahead  # noqa: E402
-from services.pricesync.metrics import LatencyHistogram  # noqa: E402
-from services.pricesync.relay import NoticeRelay  # noqa: E402
-from services.pricesync.report import Reporter  # noqa: E402
-from shared import runtime  # noqa: E402
-from shared.clock import KST, ScaledClock  # noqa: E402
-from shared.db.migrate import migrate  # noqa: E402
-from shared.db.pool import open_pool  # noqa: E402
-from shared.kis import ws_frames as wf  # noqa: E402
-from shared.kis.endpoints import KisEnv  # noqa: E402
-from shared.kis.models import ApprovalKey  # noqa: E402
-from shared.kis.ws import KisWebSocketClient, Subscription, WsEvent  # noqa: E402
-from shared.kis.ws_frames import Trade  # noqa: E402
+from stock_manager.services.pricesync.feed import WsFeed  # noqa: E402
+from stock_manager.services.pricesync.freshness import FreshnessRules, WsHealth  # noqa: E402
+from stock_manager.services.pricesync.ingest import Ingest, IngestConfig, trade_dates_ahead  # noqa: E402
+from stock_manager.services.pricesync.metrics import LatencyHistogram  # noqa: E402
+from stock_manager.services.pricesync.relay import NoticeRelay  # noqa: E402
+from stock_manager.services.pricesync.report import Reporter  # noqa: E402
+from stock_manager.shared import runtime  # noqa: E402
+from stock_manager.shared.clock import KST, ScaledClock  # noqa: E402
+from stock_manager.shared.db.migrate import migrate  # noqa: E402
+from stock_manager.shared.db.pool import open_pool  # noqa: E402
+from stock_manager.shared.kis import ws_frames as wf  # noqa: E402
+from stock_manager.shared.kis.endpoints import KisEnv  # noqa: E402
+from stock_manager.shared.kis.models import ApprovalKey  # noqa: E402
+from stock_manager.shared.kis.ws import KisWebSocketClient, Subscription, WsEvent  # noqa: E402
+from stock_manager.shared.kis.ws_frames import Trade  # noqa: E402
 
 MARKET_START = datetime(2026, 11, 23, 10, 0, 0, tzinfo=KST)  # a Monday, mid-session
 

@@ -2,7 +2,7 @@
 
     python bench/strategy_bench.py [--symbols 2500] [--bars 390] [--workers 8] [--rounds 400]
 
-Creates a scratch database on 127.0.0.1:5432, migrates it with ``shared.db.migrate``, seeds a
+Creates a scratch database on 127.0.0.1:5432, migrates it with ``stock_manager.shared.db.migrate``, seeds a
 universe (symbols, best prices, freshness, a day of 1-minute candles), then measures:
 
 * the scanner's full poll (read the universe with its indicators in one statement, filter and
@@ -34,14 +34,14 @@ from loguru import logger
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.strategy import locks
-from services.strategy.config import load_config
-from services.strategy.runtime import Runtime
-from services.strategy.scanner import Scanner
-from shared.clock import KST, ManualClock
-from shared.db.migrate import migrate
-from shared.db.pool import open_pool
-from shared.market_rules import tick_size
+from stock_manager.services.strategy import locks
+from stock_manager.services.strategy.config import load_config
+from stock_manager.services.strategy.runtime import Runtime
+from stock_manager.services.strategy.scanner import Scanner
+from stock_manager.shared.clock import KST, ManualClock
+from stock_manager.shared.db.migrate import migrate
+from stock_manager.shared.db.pool import open_pool
+from stock_manager.shared.market_rules import tick_size
 
 ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=KST)

@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.types.json import Jsonb
 
-from shared.db.migrate import MigrationError, migrate, set_role_passwords
-from shared.db.pool import connect
-from shared.logging import redact
-from shared.settings import Mode, Settings, SettingsError, load_settings
 from stock_manager import status as status_mod
+from stock_manager.shared.db.migrate import MigrationError, migrate, set_role_passwords
+from stock_manager.shared.db.pool import connect
+from stock_manager.shared.logging import redact
+from stock_manager.shared.settings import Mode, Settings, SettingsError, load_settings
 from stock_manager.supervisor import ChildSpec, Supervisor
 
 SERVICES = ("pricesync", "strategy", "execution")
@@ -105,8 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.service == "kis-sim":
-        from services.kis_sim.app import serve
-        from services.kis_sim.config import SimConfig
+        from stock_manager.services.kis_sim.app import serve
+        from stock_manager.services.kis_sim.config import SimConfig
 
         config = SimConfig(env=args.env, seed=args.seed) if args.seed is not None else None
         with contextlib.suppress(KeyboardInterrupt):
@@ -115,11 +115,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.service == "dashboard":
         from stock_manager.dashboard.main import main as svc_main
     elif args.service == "pricesync":
-        from services.pricesync.main import main as svc_main
+        from stock_manager.services.pricesync.main import main as svc_main
     elif args.service == "strategy":
-        from services.strategy.main import main as svc_main
+        from stock_manager.services.strategy.main import main as svc_main
     else:
-        from services.execution.main import main as svc_main
+        from stock_manager.services.execution.main import main as svc_main
     return svc_main()
 
 

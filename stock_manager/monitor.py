@@ -10,16 +10,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
-from shared.sql import load_queries
+from stock_manager.shared.resources import package_path
+from stock_manager.shared.sql import load_queries
 
-Q = load_queries(Path(__file__).resolve().parent / "sql" / "monitor.sql")
+Q = load_queries(package_path(__package__, "sql", "monitor.sql"))
 
 LIMITS = {"open_intents": 20, "open_orders": 30, "fills_today": 30, "corrections": 10, "recent_events": 40,
           "recent_alerts": 10}

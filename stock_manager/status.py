@@ -7,15 +7,15 @@ only lays it out.  It holds no settings and no credentials, so there is nothing 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from shared.clock import KST
-from shared.db.pool import connect
-from shared.sql import load_queries
 from stock_manager import monitor
+from stock_manager.shared.clock import KST
+from stock_manager.shared.db.pool import connect
+from stock_manager.shared.resources import package_path
+from stock_manager.shared.sql import load_queries
 
-Q = load_queries(Path(__file__).resolve().parent / "sql" / "status.sql")
+Q = load_queries(package_path(__package__, "sql", "status.sql"))
 MAX_ROWS = 8  # per table on the terminal screen; the dashboard shows more
 
 

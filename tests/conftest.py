@@ -5,8 +5,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from shared.db.migrate import migrate
-from shared.db.pool import Pool, open_pool
+from stock_manager.shared.db.migrate import migrate
+from stock_manager.shared.db.pool import Pool, open_pool
 from tests.support.pg import PgServer, TestDb, find_server, new_name
 
 

@@ -24,17 +24,17 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import httpx
 from loguru import logger
 
-from shared.db.pool import Pool
-from shared.logging import Redactor
-from shared.sql import load_queries
+from stock_manager.shared.db.pool import Pool
+from stock_manager.shared.logging import Redactor
+from stock_manager.shared.resources import package_path
+from stock_manager.shared.sql import load_queries
 
-Q = load_queries(Path(__file__).resolve().parent / "sql" / "alerts.sql")
+Q = load_queries(package_path(__package__, "sql", "alerts.sql"))
 
 
 class AlertStatus(StrEnum):

@@ -8,7 +8,6 @@ ever part of a response; the snapshot holds table data and the mode name only.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -18,11 +17,12 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from shared.db.pool import Pool
 from stock_manager import monitor
 from stock_manager.dashboard import metrics
+from stock_manager.shared.db.pool import Pool
+from stock_manager.shared.resources import package_path
 
-STATIC = Path(__file__).resolve().parent / "static"
+STATIC = package_path(__package__, "static")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import Settings, SettingsError
+from stock_manager.shared.settings import Settings, SettingsError
 
 WRITER_ROLE = "sm_dashboard"
 

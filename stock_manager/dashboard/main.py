@@ -18,17 +18,17 @@ import uvicorn
 from loguru import logger
 from psycopg_pool import PoolTimeout
 
-from shared import events
-from shared.clock import Clock, SystemClock
-from shared.clock_sync import SimClock
-from shared.db.pool import Pool, connect, open_pool
-from shared.heartbeat import Heartbeat
-from shared.logging import Redactor, redact, setup_logging
-from shared.service import instance_id_for
-from shared.settings import Mode, Settings, SettingsError, load_settings
 from stock_manager.dashboard.alerts import AlertConfig, Alerter, Webhook
 from stock_manager.dashboard.app import create_app
 from stock_manager.dashboard.config import DashboardConfig, listen_addr, load_dashboard_config, writer_url
+from stock_manager.shared import events
+from stock_manager.shared.clock import Clock, SystemClock
+from stock_manager.shared.clock_sync import SimClock
+from stock_manager.shared.db.pool import Pool, connect, open_pool
+from stock_manager.shared.heartbeat import Heartbeat
+from stock_manager.shared.logging import Redactor, redact, setup_logging
+from stock_manager.shared.service import instance_id_for
+from stock_manager.shared.settings import Mode, Settings, SettingsError, load_settings
 
 NAME = "dashboard"
 

@@ -1,4 +1,4 @@
--- Reads of the monitor.* views (db/migrations/0013) for `stock-manager status`, the dashboard and
+-- Reads of the monitor.* views (stock_manager/db/migrations/0013) for `stock-manager status`, the dashboard and
 -- its /metrics.  Only the all-time counters read tables directly: the views are the one definition.
 
 -- name: trading_state

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.db.pool import open_pool
-from shared.kis.endpoints import KisEnv
+from stock_manager.shared.db.pool import open_pool
+from stock_manager.shared.kis.endpoints import KisEnv
 from tests.contract.support import Harness
 from tests.support.pg import TestDb
 from tests.support.sim import MONDAY_10AM, SimProcess

@@ -24,15 +24,15 @@ import httpx
 import uvicorn
 from pydantic import SecretStr
 
-from services.kis_sim.app import create_app, uvicorn_config
-from services.kis_sim.config import SimConfig
-from shared.clock import ScaledClock
-from shared.db.pool import Pool
-from shared.kis.endpoints import KisEnv
-from shared.kis.pg_ports import PgRateLimiter, PgTokenStore, UnlimitedRateLimiter
-from shared.kis.ports import RateLimiter
-from shared.kis.rest import KisCredentials, KisRestClient, KisRestSettings
-from shared.kis.ws import KisWebSocketClient, ReconnectPolicy, WsEvent
+from stock_manager.services.kis_sim.app import create_app, uvicorn_config
+from stock_manager.services.kis_sim.config import SimConfig
+from stock_manager.shared.clock import ScaledClock
+from stock_manager.shared.db.pool import Pool
+from stock_manager.shared.kis.endpoints import KisEnv
+from stock_manager.shared.kis.pg_ports import PgRateLimiter, PgTokenStore, UnlimitedRateLimiter
+from stock_manager.shared.kis.ports import RateLimiter
+from stock_manager.shared.kis.rest import KisCredentials, KisRestClient, KisRestSettings
+from stock_manager.shared.kis.ws import KisWebSocketClient, ReconnectPolicy, WsEvent
 from tests.support.pg import TestDb
 from tests.support.sim import SimProcess
 
@@ -207,7 +207,7 @@ class Harness:
         self.sim.faults(**faults)
 
     def limiter(self, creds: KisCredentials) -> RateLimiter:
-        """The production wiring (``shared.broker``): PgRateLimiter at the simulator's limit, or
+        """The production wiring (``stock_manager.shared.broker``): PgRateLimiter at the simulator's limit, or
         none when the test switched the simulator's limit off."""
         if self.rate_limit is None:
             return UnlimitedRateLimiter()

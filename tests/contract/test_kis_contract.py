@@ -17,10 +17,10 @@ from datetime import datetime, time, timedelta
 import httpx
 import pytest
 
-from shared.clock import KST, kst
-from shared.kis.errors import BusinessRejected, ServiceNotFound, TokenIssueTooOften
-from shared.kis.models import CcldDvsn, OrderAck, Side
-from shared.market_rules import Market, price_limits, tick_size, ticks_away
+from stock_manager.shared.clock import KST, kst
+from stock_manager.shared.kis.errors import BusinessRejected, ServiceNotFound, TokenIssueTooOften
+from stock_manager.shared.kis.models import CcldDvsn, OrderAck, Side
+from stock_manager.shared.market_rules import Market, price_limits, tick_size, ticks_away
 from tests.contract.support import (
     APPROVAL,
     BALANCE,

@@ -13,12 +13,12 @@ import time
 
 import pytest
 
-from shared.clock import kst
-from shared.kis.errors import BusinessRejected, OutcomeUnknown, RateLimited, ServerError, TransportError
-from shared.kis.models import Quote, Side
-from shared.kis.pg_ports import UnlimitedRateLimiter
-from shared.kis.rest import RetryPolicy
-from shared.market_rules import ticks_away
+from stock_manager.shared.clock import kst
+from stock_manager.shared.kis.errors import BusinessRejected, OutcomeUnknown, RateLimited, ServerError, TransportError
+from stock_manager.shared.kis.models import Quote, Side
+from stock_manager.shared.kis.pg_ports import UnlimitedRateLimiter
+from stock_manager.shared.kis.rest import RetryPolicy
+from stock_manager.shared.market_rules import ticks_away
 from tests.contract.support import ORDER_CASH, PRICE, RVSECNCL, Harness
 
 SYMBOL = "005930"

@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from shared.kis.endpoints import KisEnv
+from stock_manager.shared.kis.endpoints import KisEnv
 from tests.contract.support import TOKEN, Harness, secret
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,11 +14,11 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from services.kis_sim.config import SimConfig
-from shared.db.pool import open_pool
-from shared.kis.endpoints import WS_NOTICE_TR, KisEnv
-from shared.kis.models import Side
-from shared.kis.ws import (
+from stock_manager.services.kis_sim.config import SimConfig
+from stock_manager.shared.db.pool import open_pool
+from stock_manager.shared.kis.endpoints import WS_NOTICE_TR, KisEnv
+from stock_manager.shared.kis.models import Side
+from stock_manager.shared.kis.ws import (
     Connected,
     Disconnected,
     MalformedFrame,
@@ -29,8 +29,8 @@ from shared.kis.ws import (
     TooManySubscriptions,
     WsEvent,
 )
-from shared.kis.ws_frames import ExecutionNotice, RctfCls, Trade, subscribe_message
-from shared.market_rules import ticks_away
+from stock_manager.shared.kis.ws_frames import ExecutionNotice, RctfCls, Trade, subscribe_message
+from stock_manager.shared.market_rules import ticks_away
 from tests.contract.support import APPROVAL, Harness, ThreadSim, new_credentials, secret
 from tests.contract.test_kis_contract import TRADE_DAY
 from tests.support.pg import TestDb

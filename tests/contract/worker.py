@@ -3,7 +3,7 @@
     python -m tests.contract.worker
 
 Reads one JSON line of settings on stdin, builds its own ``KisRestClient`` on the shared database
-(``PgTokenStore``, ``PgRateLimiter``) as ``shared.broker`` does, prints ``ready``, waits for a
+(``PgTokenStore``, ``PgRateLimiter``) as ``stock_manager.shared.broker`` does, prints ``ready``, waits for a
 ``go <wall time>`` line (so several processes start at the same instant), does its job and prints
 one JSON line.  Modes:
 
@@ -27,13 +27,13 @@ from typing import Any
 import httpx
 from loguru import logger
 
-from shared.clock import ScaledClock
-from shared.db.pool import open_pool
-from shared.kis.endpoints import KisEnv
-from shared.kis.errors import KisError, RateLimited
-from shared.kis.pg_ports import PgRateLimiter, PgTokenStore
-from shared.kis.ports import Priority
-from shared.kis.rest import KisCredentials, KisRestClient, KisRestSettings, RetryPolicy
+from stock_manager.shared.clock import ScaledClock
+from stock_manager.shared.db.pool import open_pool
+from stock_manager.shared.kis.endpoints import KisEnv
+from stock_manager.shared.kis.errors import KisError, RateLimited
+from stock_manager.shared.kis.pg_ports import PgRateLimiter, PgTokenStore
+from stock_manager.shared.kis.ports import Priority
+from stock_manager.shared.kis.rest import KisCredentials, KisRestClient, KisRestSettings, RetryPolicy
 
 
 class SlotLog:

@@ -33,7 +33,7 @@ def test_halt_flatten_resume_are_audited(db: TestDb) -> None:
 
 
 def test_flatten_reason_is_what_strategy_obeys(db: TestDb) -> None:
-    from services.strategy.rules.liquidation import flatten_requested  # the rule Strategy applies
+    from stock_manager.services.strategy.rules.liquidation import flatten_requested  # the rule Strategy applies
 
     assert _cli(db, "flatten").returncode == 0
     with psycopg.connect(db.admin_url) as conn:

@@ -6,10 +6,10 @@ import asyncio
 import time
 from decimal import Decimal
 
-from services.execution.funds import FundsView
-from services.execution.rules import Intent, SymbolInfo, unaffordable
-from shared.kis.errors import KisError
-from shared.market_rules import Market
+from stock_manager.services.execution.funds import FundsView
+from stock_manager.services.execution.rules import Intent, SymbolInfo, unaffordable
+from stock_manager.shared.kis.errors import KisError
+from stock_manager.shared.market_rules import Market
 
 RATE = Decimal("0.00015")
 INFO = SymbolInfo("993350", Market.KOSDAQ, False, 13_000, 7_000, Decimal(10_000))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.execution.positions import PositionDiff, compare, describe, verdict
-from shared.trade_states import PositionVerdict
+from stock_manager.services.execution.positions import PositionDiff, compare, describe, verdict
+from stock_manager.shared.trade_states import PositionVerdict
 
 
 def test_differences_cover_both_sides() -> None:

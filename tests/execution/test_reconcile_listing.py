@@ -9,17 +9,17 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from services.execution.context import Exec, ExecutionConfig
-from services.execution.funds import FundsView
-from services.execution.notices import NoticeApplier
-from services.execution.reconciler import Reconciler
-from services.execution.submitter import Submitter
-from shared.broker import Broker
-from shared.clock import KST, ManualClock, SystemClock
-from shared.db.listen import Waker
-from shared.db.pool import Pool
-from shared.kis.models import DailyCcldRow, Side
-from shared.market_rules import trade_date
+from stock_manager.services.execution.context import Exec, ExecutionConfig
+from stock_manager.services.execution.funds import FundsView
+from stock_manager.services.execution.notices import NoticeApplier
+from stock_manager.services.execution.reconciler import Reconciler
+from stock_manager.services.execution.submitter import Submitter
+from stock_manager.shared.broker import Broker
+from stock_manager.shared.clock import KST, ManualClock, SystemClock
+from stock_manager.shared.db.listen import Waker
+from stock_manager.shared.db.pool import Pool
+from stock_manager.shared.kis.models import DailyCcldRow, Side
+from stock_manager.shared.market_rules import trade_date
 
 SYMBOL = "005930"
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.execution.rules import (
+from stock_manager.services.execution.rules import (
     ORD_DVSN,
     BrokerOrder,
     Funds,
@@ -19,9 +19,9 @@ from services.execution.rules import (
     unaffordable,
     validate,
 )
-from shared.clock import KST
-from shared.market_rules import Market
-from shared.trade_states import OrderStatus
+from stock_manager.shared.clock import KST
+from stock_manager.shared.market_rules import Market
+from stock_manager.shared.trade_states import OrderStatus
 
 RATE = Decimal("0.00015")
 SAMSUNG = SymbolInfo("005930", Market.KOSPI, False, 92_300, 49_700, Decimal(71_000))

@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from pydantic import SecretStr
 
-from shared.db.pool import open_pool
-from shared.kis.pg_ports import PgRateLimiter, PgTokenStore
-from shared.kis.ports import CachedToken, Priority
+from stock_manager.shared.db.pool import open_pool
+from stock_manager.shared.kis.pg_ports import PgRateLimiter, PgTokenStore
+from stock_manager.shared.kis.ports import CachedToken, Priority
 from tests.support.pg import TestDb
 
 KEY = "kis-real-0123456789abcdef"
@@ -103,9 +103,9 @@ async def test_the_issue_lock_dies_with_its_process(db: TestDb) -> None:
 
 _WORKER = textwrap.dedent("""
     import asyncio, json, sys, time
-    from shared.db.pool import open_pool
-    from shared.kis.pg_ports import PgRateLimiter
-    from shared.kis.ports import Priority
+    from stock_manager.shared.db.pool import open_pool
+    from stock_manager.shared.kis.pg_ports import PgRateLimiter
+    from stock_manager.shared.kis.ports import Priority
 
     async def main(url, limit, seconds, priority):
         pool = await open_pool(url, max_size=2)

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from shared.trade_states import OrderOrigin, PositionVerdict
+from stock_manager.shared.trade_states import OrderOrigin, PositionVerdict
 from tests.support.pg import TestDb
 
 _ORDER = ("INSERT INTO trade.orders (intent_id, origin, trade_date, symbol, side, qty, order_type, ord_dvsn, status)"

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from db import MIGRATIONS_DIR
-from shared import trade_states
-from shared.db.migrate import MigrationError, discover, migrate
+from stock_manager.db import MIGRATIONS_DIR
+from stock_manager.shared import trade_states
+from stock_manager.shared.db.migrate import MigrationError, discover, migrate
 from tests.support.pg import PgServer, TestDb
 
 _SCHEMA_SNAPSHOT = """

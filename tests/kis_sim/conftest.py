@@ -20,9 +20,9 @@ import httpx
 import pytest
 import uvicorn
 
-from services.kis_sim.app import create_app, uvicorn_config
-from services.kis_sim.config import SimConfig
-from shared.clock import Clock
+from stock_manager.services.kis_sim.app import create_app, uvicorn_config
+from stock_manager.services.kis_sim.config import SimConfig
+from stock_manager.shared.clock import Clock
 
 MONDAY_10AM = "2026-11-23T10:00:00+09:00"
 ORDER = "/uapi/domestic-stock/v1/trading/order-cash"

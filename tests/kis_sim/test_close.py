@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from services.kis_sim.market import Crowd, clear, close_uncross_delay, day_number, price_grid
-from shared.clock import KST
-from shared.market_rules import CLOSE_UNCROSS_MAX_DELAY_S, Market, after_hours_limits, ticks_away
+from stock_manager.services.kis_sim.market import Crowd, clear, close_uncross_delay, day_number, price_grid
+from stock_manager.shared.clock import KST
+from stock_manager.shared.market_rules import CLOSE_UNCROSS_MAX_DELAY_S, Market, after_hours_limits, ticks_away
 from tests.kis_sim.conftest import ASKING, Kis, SimServer
 from tests.kis_sim.test_ws import _notice_session, _notices
 

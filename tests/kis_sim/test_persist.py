@@ -19,16 +19,16 @@ import httpx
 import pytest
 import uvicorn
 
-from services.kis_sim import persist
-from services.kis_sim.app import create_app, uvicorn_config
-from services.kis_sim.auth import Auth
-from services.kis_sim.broker import Broker
-from services.kis_sim.config import SimConfig
-from services.kis_sim.orders import OrderKind
-from services.kis_sim.persist import Codec, DurableNotices, StateError, Store, journal_path, load_image
-from shared.clock import ScaledClock
-from shared.settings import Settings
 from stock_manager.cli import child_specs
+from stock_manager.services.kis_sim import persist
+from stock_manager.services.kis_sim.app import create_app, uvicorn_config
+from stock_manager.services.kis_sim.auth import Auth
+from stock_manager.services.kis_sim.broker import Broker
+from stock_manager.services.kis_sim.config import SimConfig
+from stock_manager.services.kis_sim.orders import OrderKind
+from stock_manager.services.kis_sim.persist import Codec, DurableNotices, StateError, Store, journal_path, load_image
+from stock_manager.shared.clock import ScaledClock
+from stock_manager.shared.settings import Settings
 from tests.kis_sim.conftest import MONDAY_10AM, Kis, SimServer, free_port, make_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from shared.clock import KST, ManualClock
+from stock_manager.shared.clock import KST, ManualClock
 from tests.kis_sim.conftest import ASKING, CHART, PSBL_ORDER, PSBL_RVSE, RANK, Kis, SimServer, make_config
 
 WALL_START = datetime(2026, 12, 1, 8, 30, tzinfo=KST)

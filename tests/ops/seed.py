@@ -20,7 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from shared.clock import KST
+from stock_manager.shared.clock import KST
 
 MARKET_NOW = datetime(2026, 11, 23, 14, 0, tzinfo=KST)
 TRADE_DATE = MARKET_NOW.date()

@@ -10,9 +10,9 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from shared.db.pool import Pool, open_pool
-from shared.logging import Redactor
 from stock_manager.dashboard.alerts import AlertConfig, Alerter, RateLimiter, Webhook
+from stock_manager.shared.db.pool import Pool, open_pool
+from stock_manager.shared.logging import Redactor
 from tests.ops.support import Receiver
 from tests.support.pg import TestDb
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import Settings, SettingsError, load_settings
 from stock_manager import status
 from stock_manager.cli import build_parser, child_specs
 from stock_manager.dashboard.alerts import Pending, RateLimiter, format_text, plan_batch
 from stock_manager.dashboard.config import listen_addr, load_dashboard_config, writer_url
 from stock_manager.dashboard.metrics import Family, exposition, families
 from stock_manager.monitor import jsonable
+from stock_manager.shared.settings import Settings, SettingsError, load_settings
 
 
 def _p(i: int, key: str, source: str = "event") -> Pending:

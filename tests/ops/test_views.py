@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from services.strategy.rules.positions import FillRow, fold
-from shared.market_rules import Market, sell_tax_rate
 from stock_manager.dashboard.alerts import ALERT_TRANSITIONS
+from stock_manager.services.strategy.rules.positions import FillRow, fold
+from stock_manager.shared.market_rules import Market, sell_tax_rate
 from tests.ops import seed
 from tests.support.pg import TestDb
 
@@ -137,7 +137,7 @@ def test_open_work_latency_and_corrections(seeded: TestDb) -> None:
 
 
 def test_risk_rules_that_block_every_entry_throttle_without_the_symbol(db: TestDb) -> None:
-    from services.strategy.workers import GLOBAL_RULES
+    from stock_manager.services.strategy.workers import GLOBAL_RULES
 
     (row,) = _q(db.url("readonly"), "SELECT pg_get_viewdef('monitor.alert_events') AS v")
     head = row["v"].split("THEN '*'")[0]

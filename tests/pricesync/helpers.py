@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.clock import kst
-from shared.kis.models import Quote, parse_quote
-from shared.kis.ws_frames import Trade, parse_trade
+from stock_manager.shared.clock import kst
+from stock_manager.shared.kis.models import Quote, parse_quote
+from stock_manager.shared.kis.ws_frames import Trade, parse_trade
 
 
 def trade_fields(symbol: str, at: datetime, price: int, qty: int, cum: int, *, base: int | None = None) -> list[str]:

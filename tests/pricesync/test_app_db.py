@@ -14,17 +14,17 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from services.pricesync.app import Deps, PriceSync
-from services.pricesync.config import PriceSyncConfig
-from services.pricesync.ingest import Ingest, IngestConfig
-from shared.clock import KST, ManualClock, ScaledClock
-from shared.db.pool import open_pool
-from shared.kis.endpoints import KisEnv
-from shared.kis.models import Level, Quote
-from shared.kis.ports import Priority
-from shared.kis.ws import Subscription, WsEvent
-from shared.kis.ws_frames import OrderBook
-from shared.settings import Mode
+from stock_manager.services.pricesync.app import Deps, PriceSync
+from stock_manager.services.pricesync.config import PriceSyncConfig
+from stock_manager.services.pricesync.ingest import Ingest, IngestConfig
+from stock_manager.shared.clock import KST, ManualClock, ScaledClock
+from stock_manager.shared.db.pool import open_pool
+from stock_manager.shared.kis.endpoints import KisEnv
+from stock_manager.shared.kis.models import Level, Quote
+from stock_manager.shared.kis.ports import Priority
+from stock_manager.shared.kis.ws import Subscription, WsEvent
+from stock_manager.shared.kis.ws_frames import OrderBook
+from stock_manager.shared.settings import Mode
 from tests.support.pg import TestDb
 
 from .helpers import quote, trade

@@ -9,14 +9,14 @@ from typing import Any
 
 from loguru import logger
 
-from services.pricesync.feed import WsFeed
-from services.pricesync.ingest import Ingest
-from services.pricesync.relay import NoticeRelay
-from services.pricesync.report import Reporter
-from shared.clock import KST, ManualClock
-from shared.kis.endpoints import KisEnv
-from shared.kis.models import Side
-from shared.kis.ws import (
+from stock_manager.services.pricesync.feed import WsFeed
+from stock_manager.services.pricesync.ingest import Ingest
+from stock_manager.services.pricesync.relay import NoticeRelay
+from stock_manager.services.pricesync.report import Reporter
+from stock_manager.shared.clock import KST, ManualClock
+from stock_manager.shared.kis.endpoints import KisEnv
+from stock_manager.shared.kis.models import Side
+from stock_manager.shared.kis.ws import (
     Connected,
     Disconnected,
     MalformedFrame,
@@ -25,7 +25,7 @@ from shared.kis.ws import (
     SubscriptionFailed,
     WsEvent,
 )
-from shared.kis.ws_frames import ExecutionNotice, RctfCls
+from stock_manager.shared.kis.ws_frames import ExecutionNotice, RctfCls
 
 from .helpers import trade
 

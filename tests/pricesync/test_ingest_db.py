@@ -10,9 +10,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from services.pricesync.freshness import WsHealth
-from services.pricesync.ingest import Ingest, IngestConfig, trade_dates_ahead
-from shared.clock import KST, ManualClock
+from stock_manager.services.pricesync.freshness import WsHealth
+from stock_manager.services.pricesync.ingest import Ingest, IngestConfig, trade_dates_ahead
+from stock_manager.shared.clock import KST, ManualClock
 from tests.support.pg import TestDb
 
 from .helpers import quote, trade

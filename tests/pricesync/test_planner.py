@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.pricesync.planner import (
+from stock_manager.services.pricesync.planner import (
     PlannerConfig,
     PlannerState,
     WatchClass,

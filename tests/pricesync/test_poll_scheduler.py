@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services.pricesync.freshness import FreshnessRules
-from services.pricesync.planner import WatchClass, WatchItem
-from services.pricesync.poller import PollConfig, PollScheduler
+from stock_manager.services.pricesync.freshness import FreshnessRules
+from stock_manager.services.pricesync.planner import WatchClass, WatchItem
+from stock_manager.services.pricesync.poller import PollConfig, PollScheduler
 
 RULES = FreshnessRules()  # REST window 15 s market, WS 60 s
 NONE: frozenset[str] = frozenset()

@@ -24,20 +24,20 @@ import pytest_asyncio
 import uvicorn
 from psycopg.rows import dict_row
 
-from services.kis_sim.app import create_app, uvicorn_config
-from services.kis_sim.config import SimConfig
-from services.kis_sim.sim import Sim
-from services.pricesync.app import Deps, PriceSync
-from services.pricesync.config import PriceSyncConfig
-from shared import events
-from shared.broker import Broker, open_broker, open_websocket
-from shared.clock import KST
-from shared.clock_sync import SimClock
-from shared.db.pool import Pool, open_pool
-from shared.heartbeat import Heartbeat
-from shared.kis.models import Side
-from shared.kis.ws import KisWebSocketClient
-from shared.settings import SIM_ACCOUNT, SIM_HTS_ID, Mode, Settings
+from stock_manager.services.kis_sim.app import create_app, uvicorn_config
+from stock_manager.services.kis_sim.config import SimConfig
+from stock_manager.services.kis_sim.sim import Sim
+from stock_manager.services.pricesync.app import Deps, PriceSync
+from stock_manager.services.pricesync.config import PriceSyncConfig
+from stock_manager.shared import events
+from stock_manager.shared.broker import Broker, open_broker, open_websocket
+from stock_manager.shared.clock import KST
+from stock_manager.shared.clock_sync import SimClock
+from stock_manager.shared.db.pool import Pool, open_pool
+from stock_manager.shared.heartbeat import Heartbeat
+from stock_manager.shared.kis.models import Side
+from stock_manager.shared.kis.ws import KisWebSocketClient
+from stock_manager.shared.settings import SIM_ACCOUNT, SIM_HTS_ID, Mode, Settings
 from tests.support.pg import PgServer, TestDb, new_name
 
 from .test_ingest_db import CANDLES_VS_TICKS

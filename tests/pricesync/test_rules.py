@@ -9,10 +9,18 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from services.pricesync import candles as cdl
-from services.pricesync.freshness import FreshnessRules, Source, Status, Window, WsHealth, judge, refresh_due
-from services.pricesync.notices import NoticeKind, UnrelayableNotice, kind_of, to_row
-from services.pricesync.symbols import (
+from stock_manager.services.pricesync import candles as cdl
+from stock_manager.services.pricesync.freshness import (
+    FreshnessRules,
+    Source,
+    Status,
+    Window,
+    WsHealth,
+    judge,
+    refresh_due,
+)
+from stock_manager.services.pricesync.notices import NoticeKind, UnrelayableNotice, kind_of, to_row
+from stock_manager.services.pricesync.symbols import (
     KOSDAQ_MST,
     KOSPI_MST,
     parse_mst_line,
@@ -20,10 +28,10 @@ from services.pricesync.symbols import (
     read_master_download,
     upsert_params,
 )
-from shared.clock import KST
-from shared.kis.models import Side
-from shared.kis.ws_frames import ExecutionNotice, RctfCls
-from shared.market_rules import Market
+from stock_manager.shared.clock import KST
+from stock_manager.shared.kis.models import Side
+from stock_manager.shared.kis.ws_frames import ExecutionNotice, RctfCls
+from stock_manager.shared.market_rules import Market
 
 RULES = FreshnessRules()
 UP = WsHealth(True, frozenset({"005930"}), 1.0)

@@ -6,10 +6,10 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from services.strategy.app import StrategyApp
-from services.strategy.config import load_config
-from shared.clock import ManualClock
-from shared.db.pool import Pool, open_pool
+from stock_manager.services.strategy.app import StrategyApp
+from stock_manager.services.strategy.config import load_config
+from stock_manager.shared.clock import ManualClock
+from stock_manager.shared.db.pool import Pool, open_pool
 from tests.execution.conftest import sim as sim  # the simulator and Execution as real processes,
 from tests.execution.conftest import stack as stack  # for the close end to end (test_close_with_sim.py)
 from tests.strategy.support import T0

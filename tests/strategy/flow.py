@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.strategy.app import StrategyApp
-from services.strategy.workers import Worker
-from shared.db.pool import Pool
-from shared.trade_states import WorkerStatus
+from stock_manager.services.strategy.app import StrategyApp
+from stock_manager.services.strategy.workers import Worker
+from stock_manager.shared.db.pool import Pool
+from stock_manager.shared.trade_states import WorkerStatus
 from tests.strategy.support import execute, intents
 
 

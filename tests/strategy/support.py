@@ -16,9 +16,9 @@ from uuid import UUID
 
 from psycopg import AsyncConnection
 
-from shared.clock import KST
-from shared.market_rules import Market, commission, sell_tax, trade_date
-from shared.trade_states import ORD_DVSN
+from stock_manager.shared.clock import KST
+from stock_manager.shared.market_rules import Market, commission, sell_tax, trade_date
+from stock_manager.shared.trade_states import ORD_DVSN
 
 # a Tuesday, mid-session
 T0 = datetime(2026, 3, 10, 10, 0, tzinfo=KST)

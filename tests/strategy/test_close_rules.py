@@ -8,7 +8,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from services.strategy.rules.liquidation import (
+from stock_manager.services.strategy.rules.liquidation import (
     LiquidityView,
     Stage,
     Step,
@@ -25,9 +25,9 @@ from services.strategy.rules.liquidation import (
     uncross_settled,
     verdict,
 )
-from shared.clock import KST
-from shared.market_rules import Market
-from shared.trade_states import OrderType
+from stock_manager.shared.clock import KST
+from stock_manager.shared.market_rules import Market
+from stock_manager.shared.trade_states import OrderType
 
 DAY = datetime(2026, 3, 10, tzinfo=KST)  # a Tuesday
 THIN = LiquidityView("000660", 10, D(600_000_000), D("0.2"))

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from services.strategy.app import StrategyApp
-from shared.clock import ManualClock
-from shared.db.pool import open_pool
-from shared.market_rules import Market, after_hours_limits
+from stock_manager.services.strategy.app import StrategyApp
+from stock_manager.shared.clock import ManualClock
+from stock_manager.shared.db.pool import open_pool
+from stock_manager.shared.market_rules import Market, after_hours_limits
 from tests.execution.conftest import Stack
 from tests.strategy.conftest import make_app
 from tests.support.pg import TestDb

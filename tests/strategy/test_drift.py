@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from services.strategy.app import StrategyApp
+from stock_manager.services.strategy.app import StrategyApp
 from tests.strategy.support import events
 from tests.support.pg import TestDb
 

@@ -15,10 +15,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from services.strategy.scanner import ScanError, Scanner
-from shared.clock import ManualClock
-from shared.db.pool import Pool
-from shared.trade_states import WorkerStatus
+from stock_manager.services.strategy.scanner import ScanError, Scanner
+from stock_manager.shared.clock import ManualClock
+from stock_manager.shared.db.pool import Pool
+from stock_manager.shared.trade_states import WorkerStatus
 from tests.strategy.conftest import make_app
 from tests.strategy.flow import enter, row, rows, to_scan
 from tests.strategy.support import add_symbol, events, execute

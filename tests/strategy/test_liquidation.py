@@ -9,12 +9,12 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from services.execution.rules import Intent, SymbolInfo, validate
-from services.strategy.app import StrategyApp
-from shared.clock import ManualClock
-from shared.db.pool import Pool
-from shared.market_rules import Market
-from shared.trade_states import WorkerStatus
+from stock_manager.services.execution.rules import Intent, SymbolInfo, validate
+from stock_manager.services.strategy.app import StrategyApp
+from stock_manager.shared.clock import ManualClock
+from stock_manager.shared.db.pool import Pool
+from stock_manager.shared.market_rules import Market
+from stock_manager.shared.trade_states import WorkerStatus
 from tests.strategy.conftest import make_app
 from tests.strategy.flow import enter, row, rows, sell, to_scan
 from tests.strategy.support import add_close, add_symbol, events, execute, intents, settle

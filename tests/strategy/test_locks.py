@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from services.strategy import locks
-from shared.db.pool import Pool, connect
+from stock_manager.services.strategy import locks
+from stock_manager.shared.db.pool import Pool, connect
 from tests.strategy.support import T0, events
 from tests.support.pg import TestDb
 

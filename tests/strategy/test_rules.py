@@ -8,11 +8,11 @@ from uuid import uuid4
 
 import pytest
 
-from services.strategy.config import Params
-from services.strategy.intents import Fate, judge
-from services.strategy.rules.exits import ExitKind, ExitReason, Holding, Quote, evaluate_exit, partial_qty
-from services.strategy.rules.indicators import recent_high, sma
-from services.strategy.rules.liquidation import (
+from stock_manager.services.strategy.config import Params
+from stock_manager.services.strategy.intents import Fate, judge
+from stock_manager.services.strategy.rules.exits import ExitKind, ExitReason, Holding, Quote, evaluate_exit, partial_qty
+from stock_manager.services.strategy.rules.indicators import recent_high, sma
+from stock_manager.services.strategy.rules.liquidation import (
     LiquidityView,
     after_close,
     flatten_requested,
@@ -21,12 +21,12 @@ from services.strategy.rules.liquidation import (
     liquidation_start,
     remainder,
 )
-from services.strategy.rules.positions import FillRow, PositionError, fold
-from services.strategy.rules.risk import EntryProposal, RiskLimits, RiskSnapshot, check_entry, check_exit
-from services.strategy.rules.scan import ScanRow, evaluate, scan, spread_pct, to_store
-from services.strategy.rules.sizing import size_entry, upper_limit_of
-from services.strategy.rules.summary import TripResult, summarize
-from shared.clock import KST
+from stock_manager.services.strategy.rules.positions import FillRow, PositionError, fold
+from stock_manager.services.strategy.rules.risk import EntryProposal, RiskLimits, RiskSnapshot, check_entry, check_exit
+from stock_manager.services.strategy.rules.scan import ScanRow, evaluate, scan, spread_pct, to_store
+from stock_manager.services.strategy.rules.sizing import size_entry, upper_limit_of
+from stock_manager.services.strategy.rules.summary import TripResult, summarize
+from stock_manager.shared.clock import KST
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=KST)
 P = Params()
@@ -114,7 +114,7 @@ def test_a_limit_buy_is_marketable_at_the_ask_plus_ticks() -> None:
 
 
 def test_upper_limit_from_the_base_price_when_the_symbol_row_has_none() -> None:
-    from shared.market_rules import Market
+    from stock_manager.shared.market_rules import Market
     assert upper_limit_of(D(10_500), None, D(10_000), Market.KOSPI) == D(13_000)
     assert upper_limit_of(D(10_500), D(12_990), None, Market.KOSPI) == D(12_990)
 

@@ -25,12 +25,14 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from services.kis_sim.universe import build_universe
-from services.strategy.app import StrategyApp
-from services.strategy.config import Params
-from services.strategy.queries import Q
-from services.strategy.quotes import BrokerQuotes, QuoteSource
-from services.strategy.rules.exits import (
+from stock_manager import status
+from stock_manager.dashboard.alerts import AlertConfig, Alerter, Webhook
+from stock_manager.services.kis_sim.universe import build_universe
+from stock_manager.services.strategy.app import StrategyApp
+from stock_manager.services.strategy.config import Params
+from stock_manager.services.strategy.queries import Q
+from stock_manager.services.strategy.quotes import BrokerQuotes, QuoteSource
+from stock_manager.services.strategy.rules.exits import (
     Holding,
     PriceSource,
     Quote,
@@ -38,7 +40,7 @@ from services.strategy.rules.exits import (
     quote_age_limit_s,
     quote_is_stale,
 )
-from services.strategy.rules.feed import (
+from stock_manager.services.strategy.rules.feed import (
     FEED_TRANSITIONS,
     Feed,
     FeedView,
@@ -48,17 +50,15 @@ from services.strategy.rules.feed import (
     judge_feed,
     standing,
 )
-from services.strategy.runtime import monotonic
-from services.strategy.workers import Worker
-from shared.broker import Broker, open_broker
-from shared.clock import ManualClock
-from shared.db.pool import Pool, open_pool
-from shared.logging import Redactor
-from shared.market_rules import round_to_tick
-from shared.settings import Mode, Settings
-from shared.trade_states import WorkerStatus
-from stock_manager import status
-from stock_manager.dashboard.alerts import AlertConfig, Alerter, Webhook
+from stock_manager.services.strategy.runtime import monotonic
+from stock_manager.services.strategy.workers import Worker
+from stock_manager.shared.broker import Broker, open_broker
+from stock_manager.shared.clock import ManualClock
+from stock_manager.shared.db.pool import Pool, open_pool
+from stock_manager.shared.logging import Redactor
+from stock_manager.shared.market_rules import round_to_tick
+from stock_manager.shared.settings import Mode, Settings
+from stock_manager.shared.trade_states import WorkerStatus
 from tests.ops.support import Receiver
 from tests.strategy.conftest import make_app
 from tests.strategy.flow import row, rows, sell, to_scan

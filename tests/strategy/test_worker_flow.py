@@ -9,10 +9,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from services.strategy.app import StrategyApp
-from shared.clock import ManualClock
-from shared.db.pool import Pool
-from shared.trade_states import WorkerStatus
+from stock_manager.services.strategy.app import StrategyApp
+from stock_manager.shared.clock import ManualClock
+from stock_manager.shared.db.pool import Pool
+from stock_manager.shared.trade_states import WorkerStatus
 from tests.strategy.conftest import make_app
 from tests.strategy.flow import enter, row, rows, sell, to_scan
 from tests.strategy.support import add_symbol, events, execute, intents, set_price
@@ -86,7 +86,7 @@ async def test_sc002_scan_filters_and_stores_candidates_with_their_inputs(app: S
 
 
 async def test_sql_indicators_match_the_reference_definitions(app: StrategyApp, admin_pool: Pool) -> None:
-    from services.strategy.rules.indicators import recent_high, sma
+    from stock_manager.services.strategy.rules.indicators import recent_high, sma
     async with admin_pool.connection() as conn:
         await add_symbol(conn, "005930", trend="up")
     await app.start()

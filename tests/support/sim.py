@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from services.kis_sim.universe import build_universe
+from stock_manager.services.kis_sim.universe import build_universe
 
 MONDAY_10AM = "2026-11-23T10:00:00+09:00"
 
@@ -101,7 +101,7 @@ def service_env(database_url: str, sim: SimProcess, **extra: str) -> dict[str, s
 
 def seed_symbols(admin_url: str, codes: Iterable[str] | None = None) -> list[str]:
     """Write the simulator's symbols into market.symbols as PriceSync would."""
-    from shared.market_rules import Market, price_limits
+    from stock_manager.shared.market_rules import Market, price_limits
 
     universe = build_universe(20260101, 2500)
     chosen = list(codes) if codes is not None else list(universe)

@@ -4,8 +4,8 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
-from shared.clock import ManualClock, ScaledClock, SystemClock
-from shared.clock_sync import parse_sim_clock
+from stock_manager.shared.clock import ManualClock, ScaledClock, SystemClock
+from stock_manager.shared.clock_sync import parse_sim_clock
 
 
 async def test_scaled_clock_runs_fast_and_sleeps_in_clock_seconds() -> None:

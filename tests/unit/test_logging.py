@@ -4,7 +4,7 @@ import io
 
 from loguru import logger
 
-from shared.logging import setup_logging
+from stock_manager.shared.logging import setup_logging
 
 
 def test_secrets_and_secret_looking_fields_are_redacted() -> None:

@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from shared.clock import KST
-from shared.market_rules import (
+from stock_manager.shared.clock import KST
+from stock_manager.shared.market_rules import (
     Market,
     Phase,
     commission,

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from shared.settings import Mode, SettingsError, load_settings
+from stock_manager.shared.settings import Mode, SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared import trade_states as ts
-from shared.sql import parse_queries, shared_queries
+from stock_manager.shared import trade_states as ts
+from stock_manager.shared.sql import parse_queries, shared_queries
 
 
 def test_named_blocks_parse_and_unknown_names_say_where() -> None:

@@ -13,11 +13,11 @@ import httpx
 import pytest
 from loguru import logger
 
-from shared.clock import KST, ManualClock
-from shared.kis import endpoints as ep
-from shared.kis.endpoints import KisEnv
-from shared.kis.ports import InMemoryTokenStore, Priority
-from shared.kis.rest import KisCredentials, KisRestClient, KisRestSettings, RetryPolicy
+from stock_manager.shared.clock import KST, ManualClock
+from stock_manager.shared.kis import endpoints as ep
+from stock_manager.shared.kis.endpoints import KisEnv
+from stock_manager.shared.kis.ports import InMemoryTokenStore, Priority
+from stock_manager.shared.kis.rest import KisCredentials, KisRestClient, KisRestSettings, RetryPolicy
 
 SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "kis-samples"
 

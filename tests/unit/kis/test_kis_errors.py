@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from shared.kis import errors as e
-from shared.kis.errors import ErrorCategory as C
+from stock_manager.shared.kis import errors as e
+from stock_manager.shared.kis.errors import ErrorCategory as C
 
 
 def body(msg_cd: str, msg1: str = "", rt_cd: str = "1") -> dict[str, Any]:

@@ -7,10 +7,18 @@ from decimal import Decimal
 
 import pytest
 
-from shared.kis import ws_frames as wf
-from shared.kis.errors import KisParseError
-from shared.kis.models import Level, Side
-from shared.kis.ws_frames import ControlMessage, DataFrame, ExecutionNotice, OrderBook, PingPong, RctfCls, Trade
+from stock_manager.shared.kis import ws_frames as wf
+from stock_manager.shared.kis.errors import KisParseError
+from stock_manager.shared.kis.models import Level, Side
+from stock_manager.shared.kis.ws_frames import (
+    ControlMessage,
+    DataFrame,
+    ExecutionNotice,
+    OrderBook,
+    PingPong,
+    RctfCls,
+    Trade,
+)
 
 from .conftest import HTS_ID
 
@@ -253,7 +261,7 @@ _TRADE = _WIRE.split("^")
     ids=["plain", "no-vi", "padded", "plus-sign", "blank"],
 )
 def test_the_fast_trade_path_agrees_with_the_careful_one(fields: list[str]) -> None:
-    from shared.kis import ws_frames
+    from stock_manager.shared.kis import ws_frames
 
     try:
         careful: object = ws_frames._parse_trade_careful(fields)

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from shared.kis import endpoints as ep
-from shared.kis import models as m
-from shared.kis.endpoints import KisEnv, Tr
-from shared.kis.errors import KisParseError
+from stock_manager.shared.kis import endpoints as ep
+from stock_manager.shared.kis import models as m
+from stock_manager.shared.kis.endpoints import KisEnv, Tr
+from stock_manager.shared.kis.errors import KisParseError
 
 
 @pytest.mark.parametrize(

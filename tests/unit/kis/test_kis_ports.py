@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from shared.kis.endpoints import KisEnv
-from shared.kis.ports import InMemoryRateLimiter, InMemoryTokenStore, Priority
+from stock_manager.shared.kis.endpoints import KisEnv
+from stock_manager.shared.kis.ports import InMemoryRateLimiter, InMemoryTokenStore, Priority
 
 from .conftest import T0, Harness
 

@@ -9,12 +9,12 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from shared.kis import endpoints as ep
-from shared.kis import errors as e
-from shared.kis.endpoints import KisEnv
-from shared.kis.models import CcldDvsn, Side
-from shared.kis.ports import Priority
-from shared.kis.rest import KisCredentials
+from stock_manager.shared.kis import endpoints as ep
+from stock_manager.shared.kis import errors as e
+from stock_manager.shared.kis.endpoints import KisEnv
+from stock_manager.shared.kis.models import CcldDvsn, Side
+from stock_manager.shared.kis.ports import Priority
+from stock_manager.shared.kis.rest import KisCredentials
 
 from .conftest import ACCOUNT, APP_KEY, APP_SECRET, Harness, kis_error, load_sample, ok
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from shared.kis import models as m
-from shared.kis import ws_frames as wf
-from shared.kis.errors import ErrorCategory, classify
-from shared.kis.ws_frames import ControlMessage, DataFrame, ExecutionNotice, OrderBook, Trade
+from stock_manager.shared.kis import models as m
+from stock_manager.shared.kis import ws_frames as wf
+from stock_manager.shared.kis.errors import ErrorCategory, classify
+from stock_manager.shared.kis.ws_frames import ControlMessage, DataFrame, ExecutionNotice, OrderBook, Trade
 
 from .conftest import SAMPLES, T0, load_sample
 

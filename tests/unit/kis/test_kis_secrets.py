@@ -10,10 +10,10 @@ from datetime import date
 import httpx
 import pytest
 
-from shared.kis import endpoints as ep
-from shared.kis import errors as e
-from shared.kis import ws_frames as wf
-from shared.kis.models import Side
+from stock_manager.shared.kis import endpoints as ep
+from stock_manager.shared.kis import errors as e
+from stock_manager.shared.kis import ws_frames as wf
+from stock_manager.shared.kis.models import Side
 
 from .conftest import ACCOUNT, APP_KEY, APP_SECRET, HTS_ID, SECRETS, Harness, kis_error, ok
 

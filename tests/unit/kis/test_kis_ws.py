@@ -14,10 +14,10 @@ from pydantic import SecretStr
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from shared.kis import ws_frames as wf
-from shared.kis.endpoints import KisEnv
-from shared.kis.models import ApprovalKey
-from shared.kis.ws import (
+from stock_manager.shared.kis import ws_frames as wf
+from stock_manager.shared.kis.endpoints import KisEnv
+from stock_manager.shared.kis.models import ApprovalKey
+from stock_manager.shared.kis.ws import (
     Connected,
     ControlError,
     Disconnected,
@@ -31,7 +31,7 @@ from shared.kis.ws import (
     Unsubscribed,
     WsEvent,
 )
-from shared.kis.ws_frames import ExecutionNotice, Trade
+from stock_manager.shared.kis.ws_frames import ExecutionNotice, Trade
 
 from .conftest import HTS_ID
 from .test_kis_frames import TRADE, notice_fields

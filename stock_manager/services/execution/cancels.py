@@ -1,0 +1,108 @@
+"""Cancels and modifies of open orders, asked for by Strategy in ``trade.cancel_requests``.
+
+Each becomes its own broker order (KIS gives it a new number linked by ``orgn_odno``), written
+ahead in ``trade.order_amendments`` like any order.  A cancel of an order that is already filled
+(or otherwise closed) ends FAILED with the reason; one the broker refuses ends FAILED with KIS's
+message.  The cancelled quantity itself is the broker's word, read by the reconciler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from loguru import logger
+from psycopg.types.json import Jsonb
+
+from stock_manager.services.execution.context import SERVICE, Exec, Q
+from stock_manager.services.execution.rules import ORD_DVSN
+from stock_manager.shared import events
+from stock_manager.shared.kis.errors import BusinessRejected, KisError, OutcomeUnknown
+from stock_manager.shared.kis.models import format_odno
+from stock_manager.shared.market_rules import trade_date
+from stock_manager.shared.trade_states import OrderStatus
+
+
+class CancelProcessor:
+    def __init__(self, ex: Exec) -> None:
+        self.ex = ex
+
+    async def run(self, waker: Any, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                n = await self.cycle()
+            except Exception as e:
+                logger.exception("cancel cycle failed: {}", type(e).__name__)
+                n = 0
+            if n == 0:
+                await waker.wait(self.ex.cfg.poll_s)
+
+    async def cycle(self) -> int:
+        ex = self.ex
+        async with ex.pool.connection() as conn:
+            requests = await (await conn.execute(Q["claim_cancel_requests"], {"batch": 16})).fetchall()
+        for req in requests:
+            await self.handle(req)
+        return len(requests)
+
+    async def handle(self, req: dict[str, Any]) -> None:
+        ex = self.ex
+        async with ex.pool.connection() as conn:
+            order = await (await conn.execute(Q["order_for_update"], {"order_id": req["order_id"]})).fetchone()
+            assert order is not None
+            if order["status"] not in (OrderStatus.SUBMITTED, OrderStatus.PARTIAL):
+                reason = f"order is already {order['status']}: nothing to {req['kind'].lower()}"
+                await conn.execute(Q["finish_cancel_request"], {"request_id": req["request_id"], "status": "FAILED",
+                                                                 "reason": reason})
+                await events.emit(conn, SERVICE, "CancelRejected", reason, level="WARN", symbol=order["symbol"],
+                                  intent_id=req["intent_id"], order_id=order["order_id"])
+                return
+            chain = await (await conn.execute(Q["amendments_of_order"], {"order_id": order["order_id"]})).fetchall()
+            latest = order["broker_order_no"]
+            for a in chain:
+                if a["kind"] == "MODIFY" and a["status"] == "ACCEPTED" and a["broker_order_no"]:
+                    latest = a["broker_order_no"]
+            ord_dvsn = ORD_DVSN[req["new_order_type"]] if req["kind"] == "MODIFY" else order["ord_dvsn"]
+            price = int(req["new_price"]) if req["new_price"] is not None else 0
+            row = await (await conn.execute(Q["insert_amendment"], {
+                "request_id": req["request_id"], "order_id": order["order_id"], "kind": req["kind"],
+                "trade_date": trade_date(ex.clock.now()), "orgn": latest, "qty": req["qty"], "price": price or None,
+                "ord_dvsn": ord_dvsn, "market_ts": ex.clock.now()})).fetchone()
+            assert row is not None
+            amendment_id = int(row["amendment_id"])
+        qty: int | Literal["all"] = int(req["qty"]) if req["qty"] is not None else "all"
+        rest = ex.broker.rest
+        try:
+            if req["kind"] == "CANCEL":
+                ack = await rest.cancel(latest, order["broker_org_no"] or "", qty, ord_dvsn=order["ord_dvsn"])
+            else:
+                ack = await rest.modify(latest, order["broker_org_no"] or "", ord_dvsn=ord_dvsn, price=price, qty=qty)
+        except BusinessRejected as e:
+            await self._finish(amendment_id, req, "REJECTED", f"KIS {e.msg_cd or ''} {(e.msg1 or '').strip()}", None)
+        except OutcomeUnknown as e:
+            await self._finish(amendment_id, req, "IN_DOUBT", f"outcome unknown: {e.cause}", None)
+        except KisError as e:
+            await self._finish(amendment_id, req, "FAILED", f"not sent: {e}", None)
+        else:
+            await self._finish(amendment_id, req, "ACCEPTED", ack.msg1.strip(), format_odno(ack.odno), ack.raw)
+        ex.reconcile_now.set()
+
+    async def _finish(self, amendment_id: int, req: dict[str, Any], outcome: str, reason: str, odno: str | None,
+                      raw: Mapping[str, Any] | None = None) -> None:
+        amend_status = {"FAILED": "IN_DOUBT"}.get(outcome, outcome)
+        async with self.ex.pool.connection() as conn:
+            await conn.execute(Q["set_amendment"], {"amendment_id": amendment_id, "status": amend_status,
+                                                     "reason": reason, "odno": odno,
+                                                     "raw": Jsonb({k: raw[k] for k in ("msg_cd", "msg1") if k in raw})
+                                                     if raw else None})
+            if outcome == "FAILED":
+                await conn.execute(Q["set_amendment"], {"amendment_id": amendment_id, "status": "ERROR",
+                                                         "reason": reason, "odno": None, "raw": None})
+            request_status = {"ACCEPTED": "DONE", "REJECTED": "FAILED", "FAILED": "FAILED"}.get(outcome)
+            if request_status is not None:
+                await conn.execute(Q["finish_cancel_request"], {"request_id": req["request_id"],
+                                                                 "status": request_status, "reason": reason})
+            await events.emit(conn, SERVICE, f"{req['kind'].capitalize()}{outcome.capitalize()}", reason,
+                              level="INFO" if outcome == "ACCEPTED" else "WARN", intent_id=req["intent_id"],
+                              amendment_id=amendment_id, broker_order_no=odno)

@@ -1,0 +1,62 @@
+"""Entry point of the Execution service (``stock-manager run execution``).
+
+Four loops share one process: the intent monitor (woken by NOTIFY, polling as the guarantee),
+notice intake (woken by PriceSync's relay), cancel requests, and the reconciler (only while this
+process holds the lease).  Several Execution processes may run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from stock_manager.services.execution.cancels import CancelProcessor
+from stock_manager.services.execution.context import Exec, ExecutionConfig
+from stock_manager.services.execution.funds import FundsView, broker_funds
+from stock_manager.services.execution.notices import NoticeApplier
+from stock_manager.services.execution.reconciler import Reconciler
+from stock_manager.services.execution.submitter import Submitter
+from stock_manager.shared.broker import open_broker
+from stock_manager.shared.db.listen import Waker
+from stock_manager.shared.service import ServiceContext, run_service
+
+
+async def body(ctx: ServiceContext) -> None:
+    cfg = ExecutionConfig.from_env(ctx.settings.kis_commission_rate)
+    broker = open_broker(ctx.settings, ctx.pool, ctx.settings.role_url("execution"), ctx.clock)
+    ex = Exec(ctx.pool, broker, ctx.clock, cfg, ctx.instance_id, Waker(), stats=ctx.info)
+    funds = FundsView(cfg.commission_rate, broker_funds(broker.rest))
+    notices = NoticeApplier(ex, funds)
+    submitter = Submitter(ex, funds, notices)
+    reconciler = Reconciler(ex, notices, submitter, funds)
+    cancels = CancelProcessor(ex)
+    intents_waker = ctx.listener.waker("trade_intents")
+    cancel_waker = ctx.listener.waker("trade_cancels")
+    notice_waker = ctx.listener.waker("broker_notices")
+
+    async def notice_loop() -> None:
+        while not ctx.stopping.is_set():
+            with contextlib.suppress(Exception):
+                await notices.drain()
+            await notice_waker.wait(cfg.poll_s)
+
+    tasks = [
+        asyncio.create_task(submitter.run(intents_waker, ctx.stopping), name="intents"),
+        asyncio.create_task(notice_loop(), name="notices"),
+        asyncio.create_task(cancels.run(cancel_waker, ctx.stopping), name="cancels"),
+        asyncio.create_task(reconciler.run(ctx.stopping), name="reconciler"),
+    ]
+    try:
+        await ctx.stopping.wait()
+    finally:
+        # stop claiming, but let orders already on their way finish recording their outcome
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(submitter.drain(), 20)
+        await broker.aclose()
+
+
+def main() -> int:
+    return run_service("execution", body)

@@ -1,0 +1,73 @@
+"""Settings of one simulator instance.
+
+Defaults follow ``kis-api-facts.md``: the numbers a real KIS account would show (20 req/s real,
+2 req/s paper, 41 WebSocket registrations, 1 token per minute), so code developed against the
+simulator meets the same limits it will meet in production.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from stock_manager.shared.market_rules import DEFAULT_COMMISSION_RATE
+
+Env = Literal["real", "paper"]
+
+
+@dataclass
+class SimConfig:
+    env: Env = "real"
+    seed: int = 20260101
+    universe_size: int = 2500
+    starting_cash: int = 100_000_000
+    commission_rate: Decimal = DEFAULT_COMMISSION_RATE
+    # None means the KIS default of the environment (real 20/s, paper 2/s); 0 switches it off.
+    rate_limit_per_s: float | None = None
+    token_ttl_s: int = 86_400
+    token_reuse_window_s: int = 6 * 3600
+    token_min_interval_s: int = 60
+    # KIS's portal: an approval key (WebSocket) is valid for 24 hours.
+    approval_ttl_s: int = 86_400
+    # Wall-clock seconds: PINGPONG keeps sockets alive, it is not market time.
+    pingpong_interval_s: float = 10.0
+    pingpong_timeout_s: float = 60.0
+    ws_max_registrations: int = 41
+    # None = now; the market clock starts here and runs at clock_speed.
+    clock_start: datetime | None = None
+    clock_speed: float = 1.0
+    # Wall seconds a request is held by the timeout / lost-response faults if the client stays.
+    fault_hold_s: float = 120.0
+    # Wall seconds between market ticks (prints, resting-order fills, WebSocket frames).
+    tick_interval_s: float = 0.1
+    # Branch (KRX_FWDG_ORD_ORGNO) of a real account; paper always answers 00950.
+    real_branch: str = "06010"
+    account_name: str = "김한투"
+    # Fill-notice layout: 26 fields (current) or 23 (the workbook's own example, pre-2025-03).
+    notice_fields: Literal[23, 26] = 26
+    # H0STASP0 layout: 62 fields as observed on the real server, or the documented 59.
+    asking_price_fields: Literal[59, 62] = 62
+    odno_start: int = 1
+    extra_halted: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def effective_rate_limit(self) -> float | None:
+        """Requests per second per app key, or None when unlimited."""
+        value = self.rate_limit_per_s
+        if value is None:
+            value = 20.0 if self.env == "real" else 2.0
+        return value if value > 0 else None
+
+    @property
+    def ccld_page_rows(self) -> int:
+        return 100 if self.env == "real" else 15
+
+    @property
+    def balance_page_rows(self) -> int:
+        return 50 if self.env == "real" else 20
+
+    @property
+    def branch(self) -> str:
+        return self.real_branch if self.env == "real" else "00950"

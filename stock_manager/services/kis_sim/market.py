@@ -1,0 +1,1020 @@
+"""One symbol's trading day: price path, synthetic order book, prints, candles and matching.
+
+The state is advanced lazily: nothing happens to a symbol until something (a request, a
+subscription, a resting order) asks for it, and then it catches up from where it was to the
+market clock's ``now``.  That keeps 2,500 symbols free until touched while still giving every
+touched symbol a full day of minute candles.
+
+Price model: a continuous fair value (log price) follows a random walk clamped to the daily
+limits; trades print at the best bid or ask derived from it, on the tick grid.  The book is
+synthetic: depth per level comes from the liquidity tier, varies by level and minute, and what
+user orders take from it comes back over ``TIER_REFILL_S`` seconds.
+
+Matching rules (KRX-like, simplified):
+- marketable orders take liquidity at the book's prices, level by level (10 visible levels);
+- resting limit orders fill at their own price when the market trades at or through them;
+- market orders that find no liquidity wait and keep taking as the book refills;
+- 08:30-09:00 and 15:20-15:30 collect orders for one uncross at 09:00 / just after 15:30 at a single
+  price: the one that executes the most shares given the users' orders and the crowd's (``clear``);
+- the closing uncross happens once, at a moment up to ``CLOSE_UNCROSS_MAX_DELAY_S`` after 15:30
+  drawn per seed, day and symbol (KRX's random end), and what is still open then expires;
+- 15:40-16:00 (장후 시간외 종가, ORD_DVSN 06) trades at the closing price in time priority against
+  a thin stream of crowd orders; 16:00-18:00 (시간외 단일가, ORD_DVSN 07) uncrosses every 10
+  minutes within ±10 % of the close.  Neither moves the day's close, high, low or volume.
+
+Everything random about a day's auctions is drawn from a generator seeded by (seed, symbol, day,
+purpose), not from the price path's generator: when a request happens to advance the state must
+not change when the close happens or how deep the crowd is.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import zlib
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal, Protocol
+
+from stock_manager.shared.market_rules import (
+    AFTER_HOURS_END,
+    AFTER_HOURS_START,
+    AFTER_HOURS_UNCROSS_EVERY_S,
+    CLOSE_UNCROSS_MAX_DELAY_S,
+    CLOSING_AUCTION_START,
+    OPEN_AUCTION_START,
+    POST_CLOSE_START,
+    SESSION_CLOSE,
+    SESSION_OPEN,
+    Market,
+    Phase,
+    after_hours_limits,
+    phase_at,
+    price_limits,
+    round_to_tick,
+    tick_size,
+    ticks_away,
+)
+
+from .orders import Order
+from .universe import TIER_LEVEL_VALUE, TIER_PRINT_RATE, TIER_PRINT_VALUE, TIER_REFILL_S, Symbol
+
+KST_OFFSET_S = 9 * 3600
+DAY_S = 86_400
+EPOCH = date(1970, 1, 1)
+BOOK_LEVELS = 10
+# At most this many individual prints per simulated minute-chunk; more are merged (volume kept).
+# A symbol nobody watches and nobody has orders in catches up with fewer, coarser prints.
+MAX_PRINTS_PER_CHUNK = 12
+MAX_COLD_PRINTS_PER_CHUNK = 4
+SESSION_S = 23_400.0
+
+PrintSide = Literal[1, 5]  # CCLD_DVSN: 1 buy-initiated (+), 5 sell-initiated (-)
+BUY_SIDE: PrintSide = 1
+SELL_SIDE: PrintSide = 5
+
+
+def _secs(t: time) -> int:
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
+OPEN_AUCTION_S = _secs(OPEN_AUCTION_START)
+OPEN_S = _secs(SESSION_OPEN)
+CLOSE_AUCTION_S = _secs(CLOSING_AUCTION_START)
+CLOSE_S = _secs(SESSION_CLOSE)
+POST_CLOSE_S = _secs(POST_CLOSE_START)
+AFTER_HOURS_S = _secs(AFTER_HOURS_START)
+AFTER_HOURS_END_S = _secs(AFTER_HOURS_END)
+AFTER_HOURS_UNCROSSES = tuple(
+    range(AFTER_HOURS_S + AFTER_HOURS_UNCROSS_EVERY_S, AFTER_HOURS_END_S + 1, AFTER_HOURS_UNCROSS_EVERY_S)
+)
+
+# The crowd in a call auction: its volume at a balanced uncross as a share of the prior day's
+# volume, and how far (in daily volatilities of log price) one crowd depth of imbalance moves it.
+OPEN_CROWD_SHARE = (0.01, 0.03)
+CLOSE_CROWD_SHARE = (0.03, 0.07)
+CROWD_WIDTH_VOL = 0.5
+# After the close the crowd is thin: per side, this share of the day's volume over 15:40-16:00,
+# and per 10-minute uncross of 시간외 단일가, whose crowd centre drifts from the close.
+POST_CLOSE_CROWD_SHARE = (0.002, 0.01)
+POST_CLOSE_ARRIVALS = 40
+AFTER_HOURS_CROWD_SHARE = (0.0005, 0.002)
+AFTER_HOURS_WIDTH_VOL = 0.3
+AFTER_HOURS_DRIFT_VOL = 0.05
+
+
+def day_number(ts: float) -> int:
+    """KST calendar day as days since 1970-01-01."""
+    return int((ts + KST_OFFSET_S) // DAY_S)
+
+
+def day_start(day_no: int) -> float:
+    return float(day_no * DAY_S - KST_OFFSET_S)
+
+
+def day_date(day_no: int) -> date:
+    return EPOCH + timedelta(days=day_no)
+
+
+def daily_interest(seed: int, code: str, day_no: int) -> float:
+    """How busy a symbol is on a given day relative to its tier (log-normal, mean about 1).
+
+    A pure function of (seed, code, day) so that a volume ranking can estimate untouched
+    symbols without simulating them.
+    """
+    h = zlib.crc32(f"{seed}:{code}:{day_no}".encode()) / 0xFFFFFFFF
+    # inverse of a logistic as a cheap stand-in for a normal quantile
+    z = math.log(max(h, 1e-9) / max(1 - h, 1e-9)) * 0.55
+    return math.exp(0.5 * z - 0.05)
+
+
+def expected_volume(sym: Symbol, seed: int, ts: float) -> int:
+    """Expected cumulative volume at ``ts`` for a symbol that has not been simulated yet."""
+    nd = day_number(ts)
+    if (nd + 3) % 7 >= 5 or sym.halted:
+        return 0
+    off = ts - day_start(nd)
+    if off < OPEN_S:
+        return 0
+    session = min(off, CLOSE_AUCTION_S) - OPEN_S
+    per_s = TIER_PRINT_RATE[sym.tier] * TIER_PRINT_VALUE[sym.tier] * daily_interest(seed, sym.code, nd)
+    volume = per_s * session / sym.prior_close + sym.prior_volume * 0.02
+    if off >= CLOSE_S:
+        volume += sym.prior_volume * 0.05
+    return int(volume)
+
+
+def hhmmss(ts: float) -> str:
+    s = int((ts + KST_OFFSET_S) % DAY_S)
+    return f"{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}"
+
+
+def day_rng(seed: int, code: str, day_no: int, purpose: str) -> random.Random:
+    """A generator for one purpose on one symbol's day, independent of when the state is advanced."""
+    return random.Random(f"{seed}:{code}:{day_no}:{purpose}")
+
+
+def close_uncross_delay(seed: int, code: str, day_no: int) -> float:
+    """Seconds after 15:30 at which the closing auction uncrosses (KRX's random end), to the millisecond."""
+    return round(day_rng(seed, code, day_no, "close").uniform(0.0, CLOSE_UNCROSS_MAX_DELAY_S), 3)
+
+
+def _softplus(x: float) -> float:
+    return x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
+
+
+@dataclass(frozen=True, slots=True)
+class Crowd:
+    """The rest of the market's orders in a call auction, as smooth cumulative curves.
+
+    Buying interest at or above ``p`` is ``depth * softplus(-z)`` and selling interest at or below
+    it ``depth * softplus(z)``, with ``z`` the log distance from ``center`` in ``width`` units.  Alone
+    the crowd clears at ``center`` with ``depth * ln 2`` shares; since softplus(-z) - softplus(z) = -z,
+    an extra ``U`` shares on one side moves the price by ``U / depth`` widths (more buyers appear the
+    lower it goes), until a limit of the price grid stops it.
+    """
+
+    center: float
+    depth: float
+    width: float
+
+    def _z(self, price: int) -> float:
+        return (math.log(price) - math.log(self.center)) / self.width
+
+    def buy(self, price: int) -> float:
+        return self.depth * _softplus(-self._z(price))
+
+    def sell(self, price: int) -> float:
+        return self.depth * _softplus(self._z(price))
+
+
+# A user order as the auction sees it: (limit, quantity), limit None for a market order.
+Bid = tuple[int | None, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Cross:
+    """The outcome of one uncross: the price, all shares executed, and what each user order got."""
+
+    price: int
+    volume: int
+    demand: float
+    supply: float
+    buy_fills: list[int]
+    sell_fills: list[int]
+
+
+def _marketable(limit: int | None, price: int, buy: bool) -> bool:
+    return limit is None or (limit >= price if buy else limit <= price)
+
+
+def _allocate(
+    volume: float, users: Sequence[Bid], price: int, crowd_better: float, crowd_at: float, buy: bool
+) -> list[int]:
+    """Shares each user order on one side gets when ``volume`` executes on that side.
+
+    Price priority first (market orders, then better limits, the crowd's better part alongside);
+    what is left goes to orders at exactly ``price``, shared between users and crowd by size, users
+    among themselves in time order.  Only at a limit of the grid can even the better part be short;
+    it is then shared the same way.
+    """
+    out = [0] * len(users)
+    better = [i for i, (lim, _) in enumerate(users) if lim is None or (lim > price if buy else lim < price)]
+    at = [i for i, (lim, _) in enumerate(users) if lim == price]
+    user_better = sum(users[i][1] for i in better)
+    user_at = sum(users[i][1] for i in at)
+    eps = 1e-6
+    if volume + eps >= user_better + crowd_better + user_at + crowd_at:
+        give_better, give_at = user_better, user_at  # the short side: everything marketable trades
+    elif volume + eps >= user_better + crowd_better:
+        rest = volume - user_better - crowd_better
+        give_better = user_better
+        give_at = min(user_at, int(rest * user_at / (user_at + crowd_at) + eps))
+    else:
+        give_better = min(user_better, int(volume * user_better / (user_better + crowd_better) + eps))
+        give_at = 0
+    better.sort(key=lambda i: (users[i][0] is not None, -(users[i][0] or 0) if buy else (users[i][0] or 0), i))
+    for group, amount in ((better, give_better), (at, give_at)):
+        for i in group:
+            q = min(users[i][1], amount)
+            out[i] = q
+            amount -= q
+    return out
+
+
+def clear(grid: Sequence[int], crowd: Crowd, buys: Sequence[Bid], sells: Sequence[Bid], ref: int) -> Cross:
+    """Uncross a call auction on ``grid`` (ascending prices): the most shares executed, then the
+    smallest imbalance, then the price nearest ``ref``.
+
+    Demand falls and supply rises with the price, so the best price is where they cross: found by
+    bisection, which keeps an indicative price cheap enough to publish with every quote.
+    """
+
+    def demand(p: int) -> float:
+        return crowd.buy(p) + sum(q for lim, q in buys if _marketable(lim, p, True))
+
+    def supply(p: int) -> float:
+        return crowd.sell(p) + sum(q for lim, q in sells if _marketable(lim, p, False))
+
+    lo, hi = 0, len(grid)
+    while lo < hi:  # first index where demand < supply
+        mid = (lo + hi) // 2
+        if demand(grid[mid]) >= supply(grid[mid]):
+            lo = mid + 1
+        else:
+            hi = mid
+    best: tuple[float, float, int] | None = None
+    pick = 0
+    for i in (lo - 1, lo):
+        if not 0 <= i < len(grid):
+            continue
+        d, s = demand(grid[i]), supply(grid[i])
+        key = (min(d, s), -abs(d - s), -abs(grid[i] - ref))
+        if best is None or key > best:
+            best, pick = key, i
+    price = grid[pick]
+    d, s = demand(price), supply(price)
+    volume = min(d, s)
+    up = grid[pick + 1] if pick + 1 < len(grid) else None
+    down = grid[pick - 1] if pick > 0 else None
+    crowd_buy_better = crowd.buy(up) if up is not None else 0.0
+    crowd_sell_better = crowd.sell(down) if down is not None else 0.0
+    buy_fills = _allocate(volume, buys, price, crowd_buy_better, crowd.buy(price) - crowd_buy_better, True)
+    sell_fills = _allocate(volume, sells, price, crowd_sell_better, crowd.sell(price) - crowd_sell_better, False)
+    executed = max(int(volume), sum(buy_fills), sum(sell_fills))
+    return Cross(price, executed, d, s, buy_fills, sell_fills)
+
+
+def price_grid(lower: int, upper: int, market: Market) -> list[int]:
+    """Every valid price from ``lower`` to ``upper`` (both on the tick grid), ascending."""
+    out: list[int] = []
+    p = lower
+    while p <= upper:
+        out.append(p)
+        p = ticks_away(p, 1, market)
+    return out
+
+
+class FillSink(Protocol):
+    """Where executions and end-of-life events of user orders go (the broker)."""
+
+    def on_fill(self, order: Order, qty: int, price: int, ts: float) -> None: ...
+
+    def on_expire(self, order: Order, ts: float) -> None: ...
+
+    def on_ioc_cancel(self, order: Order, ts: float) -> None: ...
+
+
+@dataclass(slots=True)
+class Print:
+    ts: float
+    price: int
+    qty: int
+    side: PrintSide
+
+
+@dataclass(slots=True)
+class Candle:
+    minute: int  # minutes after KST midnight
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int = 0
+    value: int = 0
+    acml_value: int = 0
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    if mean <= 0:
+        return 0
+    if mean > 30:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit = math.exp(-mean)
+    k, p = 0, rng.random()
+    while p > limit:
+        k += 1
+        p *= rng.random()
+    return k
+
+
+@dataclass(slots=True)
+class _Stats:
+    last: int
+    open: int = 0
+    high: int = 0
+    low: int = 0
+    open_ts: float = 0.0
+    high_ts: float = 0.0
+    low_ts: float = 0.0
+    volume: int = 0
+    value: int = 0
+    buy_count: int = 0
+    sell_count: int = 0
+    buy_volume: int = 0
+    sell_volume: int = 0
+    last_qty: int = 0
+    last_side: PrintSide = BUY_SIDE
+    last_ts: float = 0.0
+    candles: list[Candle] = field(default_factory=list)
+    # after the close (장후 시간외 종가, 시간외 단일가): apart from the regular session's figures
+    ovtm_volume: int = 0
+    ovtm_value: int = 0
+    ovtm_last: int = 0
+
+
+@dataclass(slots=True)
+class _Lot:
+    """An order waiting at the closing price (장후 시간외): a user's, or the crowd's when ``order`` is None."""
+
+    order: Order | None
+    qty: int = 0  # the crowd's shares left; a user's come from the order itself
+
+    @property
+    def left(self) -> int:
+        if self.order is None:
+            return self.qty
+        return self.order.remaining if self.order.live else 0
+
+
+class SymbolState:
+    def __init__(self, sym: Symbol, seed: int, now: float, sink: FillSink) -> None:
+        self.sym = sym
+        self.sink = sink
+        self.rng = random.Random(f"{seed}:{sym.code}")
+        self.sigma_s = sym.daily_vol / math.sqrt(SESSION_S)
+        self.rate = TIER_PRINT_RATE[sym.tier]
+        self.day_no = day_number(now)
+        self.t = day_start(self.day_no)
+        self.base = sym.prior_close
+        self.prior_high = sym.prior_high
+        self.prior_low = sym.prior_low
+        self.prior_volume = sym.prior_volume
+        self.seed = seed
+        self.interest = daily_interest(seed, sym.code, self.day_no)
+        self._set_limits()
+        self.x = math.log(self.base) + self.rng.gauss(0, sym.daily_vol * 0.3)
+        self._clamp()
+        self.stats = _Stats(last=self.base)
+        self.consumed: tuple[dict[int, float], dict[int, float]] = ({}, {})  # (asks, bids)
+        self.refill_ts = self.t
+        self.bids: list[tuple[int, int, Order]] = []
+        self.asks: list[tuple[int, int, Order]] = []
+        self.takers: deque[Order] = deque()
+        self.auction: list[Order] = []
+        self._new_day_sessions()
+        # set while someone streams this symbol: called for every print (WebSocket H0STCNT0)
+        self.print_hook: Callable[[SymbolState, Print], None] | None = None
+        self.book_dirty = False
+
+    def _new_day_sessions(self) -> None:
+        """The day's closing-call schedule and empty after-the-close books."""
+        self.close_offset = CLOSE_S + close_uncross_delay(self.seed, self.sym.code, self.day_no)
+        self._bounds = sorted(
+            {OPEN_AUCTION_S, OPEN_S, CLOSE_AUCTION_S, self.close_offset, POST_CLOSE_S, AFTER_HOURS_S}
+            | set(AFTER_HOURS_UNCROSSES)
+            | {DAY_S}
+        )
+        self.closed = False
+        # the day's close and the 시간외 단일가 band around it, set by the closing uncross
+        self.close_price = self.base
+        self.ah_lower, self.ah_upper = self.lower, self.upper
+        # 장후 시간외 종가: crowd arrivals (ts, side 0 buy / 1 sell, qty) and the two time-priority queues
+        self.post_arrivals: list[tuple[float, int, int]] = []
+        self.post_next = 0
+        self.post_queues: tuple[deque[_Lot], deque[_Lot]] = (deque(), deque())
+        # 시간외 단일가: the orders waiting for the next uncross and each uncross's crowd (centre, depth)
+        self.ah_book: list[Order] = []
+        self.ah_crowds: list[tuple[float, float]] = []
+
+    # ------------------------------------------------------------------ time
+
+    @property
+    def trade_date(self) -> date:
+        return day_date(self.day_no)
+
+    @property
+    def trading_day(self) -> bool:
+        return (self.day_no + 3) % 7 < 5  # 1970-01-01 was a Thursday
+
+    def phase(self) -> Phase:
+        """Phase at the state's own time (it has been advanced to the clock before use).
+
+        The broker checks orders against ``phase_at`` of the clock; asking the same function keeps
+        the two from ever disagreeing about a window.
+        """
+        return phase_at(datetime.fromtimestamp(self.t, UTC))
+
+    def in_call(self) -> bool:
+        """Whether a call auction is collecting orders or waiting to uncross (pre-open, or from 15:20
+        until the closing uncross, which comes up to 30 s after 15:30)."""
+        if not self.trading_day or self.sym.halted:
+            return False
+        off = self.t - day_start(self.day_no)
+        return OPEN_AUCTION_S <= off < OPEN_S or (off >= CLOSE_AUCTION_S and not self.closed)
+
+    def advance(self, now: float) -> None:
+        nd = day_number(now)
+        if nd < self.day_no:  # the clock was set back to an earlier day
+            self._roll(nd)
+        elif now <= self.t:
+            return
+        elif nd > self.day_no:
+            self._run_until(min(now, day_start(self.day_no) + DAY_S))
+            self._roll(nd)
+        self._run_until(now)
+
+    def _roll(self, nd: int) -> None:
+        ts = day_start(nd)
+        for o in self._all_open_orders():
+            self.sink.on_expire(o, ts)
+        self.bids.clear()
+        self.asks.clear()
+        self.takers.clear()
+        self.auction.clear()
+        st = self.stats
+        if st.volume:
+            self.base = st.last
+            self.prior_high, self.prior_low, self.prior_volume = st.high, st.low, st.volume
+        self.day_no = nd
+        self.interest = daily_interest(self.seed, self.sym.code, nd)
+        self._set_limits()
+        self.x = math.log(self.base) + self.rng.gauss(0, self.sym.daily_vol * 0.3)
+        self._clamp()
+        self.stats = _Stats(last=self.base)
+        self.consumed = ({}, {})
+        self.t = ts
+        self.refill_ts = ts
+        self._new_day_sessions()
+
+    def _run_until(self, end: float) -> None:
+        start = day_start(self.day_no)
+        while self.t < end:
+            off = self.t - start
+            # compared as absolute times: with a fractional offset (the closing uncross),
+            # (start + offset) - start need not give the offset back exactly
+            nxt = next(b for b in self._bounds if start + b > self.t)
+            seg_end = min(end, start + nxt)
+            if self.trading_day and not self.sym.halted:
+                if OPEN_S <= off < CLOSE_AUCTION_S:
+                    self._continuous(self.t, seg_end)
+                elif OPEN_AUCTION_S <= off < self.close_offset:
+                    self._walk(seg_end - self.t)
+                elif POST_CLOSE_S <= off < AFTER_HOURS_S:
+                    self._post_close_until(seg_end)
+            self.t = seg_end
+            if seg_end == start + nxt and self.trading_day and not self.sym.halted:
+                self._boundary(nxt, seg_end)
+
+    def _boundary(self, offset: float, ts: float) -> None:
+        if offset == OPEN_S:
+            self._uncross(ts, closing=False)
+        elif offset == CLOSE_AUCTION_S:
+            # the closing call collects everything still open; 조건부지정가 turns into market
+            for o in self._all_open_orders():
+                if o.ord_dvsn == "02":
+                    o.aggressive = True
+                self.auction.append(o)
+            self.bids.clear()
+            self.asks.clear()
+            self.takers.clear()
+        elif offset == self.close_offset:
+            leftovers = self._all_open_orders()
+            self._uncross(ts, closing=True)
+            for o in leftovers:
+                if o.live:
+                    self.sink.on_expire(o, ts)
+            self.bids.clear()
+            self.asks.clear()
+            self.takers.clear()
+            self.auction.clear()
+        elif offset == POST_CLOSE_S:
+            self._open_post_close(ts)
+        elif offset == AFTER_HOURS_S:
+            for queue in self.post_queues:
+                for lot in queue:
+                    if lot.order is not None and lot.order.live:
+                        self.sink.on_expire(lot.order, ts)
+                queue.clear()
+            self._open_after_hours()
+        if offset in AFTER_HOURS_UNCROSSES:
+            self._after_hours_uncross(AFTER_HOURS_UNCROSSES.index(int(offset)), ts)
+
+    def _all_open_orders(self) -> list[Order]:
+        seen: list[Order] = []
+        for _, _, o in self.bids:
+            if o.live:
+                seen.append(o)
+        for _, _, o in self.asks:
+            if o.live:
+                seen.append(o)
+        seen.extend(o for o in self.takers if o.live)
+        seen.extend(o for o in self.auction if o.live)
+        for queue in self.post_queues:
+            seen.extend(lot.order for lot in queue if lot.order is not None and lot.order.live)
+        seen.extend(o for o in self.ah_book if o.live)
+        # a taker may also sit in a heap after an uncross; keep each once
+        unique: dict[int, Order] = {o.seq: o for o in seen}
+        return sorted(unique.values(), key=lambda o: o.seq)
+
+    # ------------------------------------------------------------------ price path
+
+    def _set_limits(self) -> None:
+        self.lower, self.upper = price_limits(self.base, self.sym.market)
+        self._grid: list[int] = []
+        self._log_lower, self._log_upper = math.log(self.lower), math.log(self.upper)
+        self._log_base = math.log(self.base)
+
+    def _clamp(self) -> None:
+        if self.x < self._log_lower:
+            self.x = self._log_lower
+        elif self.x > self._log_upper:
+            self.x = self._log_upper
+
+    def _walk(self, dt: float) -> None:
+        if dt <= 0:
+            return
+        pull = -0.02 * (self.x - self._log_base) * dt / SESSION_S
+        self.x += pull + self.sigma_s * math.sqrt(dt) * self.rng.gauss(0.0, 1.0)
+        self._clamp()
+
+    def fair(self) -> int:
+        """The fair value on the tick grid: the indicative auction price."""
+        p = round_to_tick(round(math.exp(self.x)), self.sym.market)
+        return min(max(p, self.lower), self.upper)
+
+    def best(self) -> tuple[int | None, int | None]:
+        """(best ask, best bid) of the external book; None when that side is empty (at a limit)."""
+        m = math.exp(self.x)
+        ask = round_to_tick(int(m) + 1, self.sym.market, up=True)
+        if ask > self.upper:
+            return None, self.upper
+        bid = ask - tick_size(ask - 1, self.sym.market)
+        if bid < self.lower:
+            return self.lower, None
+        return ask, bid
+
+    def _base_depth(self, price: int) -> float:
+        return max(1.0, TIER_LEVEL_VALUE[self.sym.tier] / price)
+
+    def _depth(self, side: int, price: int, level: int) -> int:
+        """Shares shown at ``price`` (side 0 asks, 1 bids) before user consumption."""
+        minute = int((self.t - day_start(self.day_no)) // 60)
+        h = (price * 2654435761 + side * 97 + minute * 40503 + self.day_no) & 0xFFFF
+        factor = 0.4 + 1.2 * h / 65536.0
+        if level == 0:
+            factor *= 0.6
+        return max(1, int(self._base_depth(price) * factor))
+
+    def _avail(self, side: int, price: int, level: int) -> int:
+        return max(0, self._depth(side, price, level) - int(self.consumed[side].get(price, 0.0)))
+
+    def _consume(self, side: int, price: int, qty: int) -> None:
+        book = self.consumed[side]
+        book[price] = book.get(price, 0.0) + qty
+
+    def _refill(self, ts: float) -> None:
+        dt = ts - self.refill_ts
+        self.refill_ts = ts
+        if dt <= 0:
+            return
+        refill_s = TIER_REFILL_S[self.sym.tier]
+        for book in self.consumed:
+            if not book:
+                continue
+            for price in list(book):
+                left = book[price] - self._base_depth(price) * dt / refill_s
+                if left <= 0:
+                    del book[price]
+                else:
+                    book[price] = left
+
+    def levels(self, side: int, n: int = BOOK_LEVELS) -> list[tuple[int, int]]:
+        """Up to ``n`` (price, qty) levels of the visible book, best first."""
+        ask, bid = self.best()
+        start = ask if side == 0 else bid
+        out: list[tuple[int, int]] = []
+        if start is None or self.sym.halted:
+            return out
+        p = start
+        for i in range(n):
+            if p > self.upper or p < self.lower or p <= 0:
+                break
+            out.append((p, self._avail(side, p, i)))
+            p = ticks_away(p, 1 if side == 0 else -1, self.sym.market)
+        return out
+
+    # ------------------------------------------------------------------ prints
+
+    def _record(self, price: int, qty: int, side: PrintSide, ts: float) -> None:
+        st = self.stats
+        st.last = price
+        if not st.open:
+            st.open, st.high, st.low = price, price, price
+            st.open_ts = st.high_ts = st.low_ts = ts
+        if price > st.high:
+            st.high, st.high_ts = price, ts
+        if price < st.low:
+            st.low, st.low_ts = price, ts
+        st.volume += qty
+        st.value += price * qty
+        if side == BUY_SIDE:
+            st.buy_count += 1
+            st.buy_volume += qty
+        else:
+            st.sell_count += 1
+            st.sell_volume += qty
+        st.last_qty, st.last_side, st.last_ts = qty, side, ts
+        minute = int((ts - day_start(self.day_no)) // 60)
+        candles = st.candles
+        if candles and candles[-1].minute == minute:
+            c = candles[-1]
+            c.high = max(c.high, price)
+            c.low = min(c.low, price)
+            c.close = price
+        else:
+            c = Candle(minute, price, price, price, price)
+            candles.append(c)
+        c.volume += qty
+        c.value += price * qty
+        c.acml_value = st.value
+        if self.print_hook is not None:
+            self.print_hook(self, Print(ts, price, qty, side))
+        self.book_dirty = True
+
+    def _continuous(self, t0: float, t1: float) -> None:
+        start = day_start(self.day_no)
+        t = t0
+        rng = self.rng
+        print_value = TIER_PRINT_VALUE[self.sym.tier]
+        while t < t1:
+            m_end = min(t1, start + (int((t - start) // 60) + 1) * 60)
+            dt = m_end - t
+            n = _poisson(rng, self.rate * self.interest * dt)
+            busy = self.print_hook is not None or bool(self.bids or self.asks or self.takers)
+            cap = MAX_PRINTS_PER_CHUNK if busy else MAX_COLD_PRINTS_PER_CHUNK
+            scale = 1.0
+            if n > cap:
+                scale, n = n / cap, cap
+            last = t
+            for ti in sorted(t + dt * rng.random() for _ in range(n)):
+                self._walk(ti - last)
+                last = ti
+                value = print_value * rng.expovariate(1.0) * scale
+                if busy:
+                    self._refill(ti)
+                self._external_print(BUY_SIDE if rng.random() < 0.5 else SELL_SIDE, value, ti)
+                if busy:
+                    self._match(ti)
+            self._walk(m_end - last)
+            if busy or self.consumed[0] or self.consumed[1]:
+                self._refill(m_end)
+                self._match(m_end)
+            else:
+                self.refill_ts = m_end
+            t = m_end
+
+    def _external_print(self, side: PrintSide, value: float, ts: float) -> None:
+        ask, bid = self.best()
+        if side == BUY_SIDE and ask is None:
+            side = SELL_SIDE
+        elif side == SELL_SIDE and bid is None:
+            side = BUY_SIDE
+        price = ask if side == BUY_SIDE else bid
+        if price is None:
+            return
+        size = max(1, int(value / price))
+        # resting user orders on the other side are hit first, at their own price
+        heap = self.asks if side == BUY_SIDE else self.bids
+        while size > 0 and heap:
+            key, _, o = heap[0]
+            if not o.live:
+                heapq.heappop(heap)
+                continue
+            limit = key if side == BUY_SIDE else -key
+            if (side == BUY_SIDE and limit > price) or (side == SELL_SIDE and limit < price):
+                break
+            q = min(size, o.remaining)
+            self._fill(o, q, limit, ts, side)
+            size -= q
+        if size > 0:
+            self._record(price, size, side, ts)
+
+    def _fill(self, o: Order, qty: int, price: int, ts: float, side: PrintSide) -> None:
+        self._record(price, qty, side, ts)
+        self.sink.on_fill(o, qty, price, ts)
+
+    # ------------------------------------------------------------------ user orders
+
+    def submit(self, o: Order, ts: float) -> None:
+        """Enter an accepted order; the caller has advanced the state to ``ts``."""
+        phase = self.phase()
+        if phase in (Phase.PRE_OPEN, Phase.CLOSING_AUCTION):
+            self.auction.append(o)
+            self.book_dirty = True  # the indicative price moves with the orders
+            return
+        if phase is Phase.POST_CLOSE:
+            self._post_match(_Lot(o), 0 if o.side == "BUY" else 1, ts)
+            return
+        if phase is Phase.AFTER_HOURS:
+            self.ah_book.append(o)
+            self.book_dirty = True
+            return
+        ask, bid = self.best()
+        if o.ord_dvsn in ("03", "15", "16"):  # 최유리: the best opposite price
+            best = ask if o.side == "BUY" else bid
+            o.limit = best if best is not None else (self.upper if o.side == "BUY" else self.lower)
+        elif o.ord_dvsn == "04":  # 최우선: the best price on the order's own side
+            own = bid if o.side == "BUY" else ask
+            o.limit = own if own is not None else (self.upper if o.side == "BUY" else self.lower)
+        if o.cond == "2" and self._available(o) < o.remaining:
+            self.sink.on_ioc_cancel(o, ts)
+            return
+        self._take(o, ts)
+        if o.remaining <= 0 or o.dead:
+            return
+        if o.cond != "0":
+            self.sink.on_ioc_cancel(o, ts)
+        elif o.aggressive:
+            self.takers.append(o)
+        else:
+            self._rest(o)
+
+    def _rest(self, o: Order) -> None:
+        if o.side == "BUY":
+            heapq.heappush(self.bids, (-o.limit, o.seq, o))
+        else:
+            heapq.heappush(self.asks, (o.limit, o.seq, o))
+        self.book_dirty = True
+
+    def _available(self, o: Order) -> int:
+        side = 0 if o.side == "BUY" else 1
+        total = 0
+        for price, qty in self.levels(side):
+            if not o.aggressive and ((side == 0 and price > o.limit) or (side == 1 and price < o.limit)):
+                break
+            total += qty
+        return total
+
+    def _take(self, o: Order, ts: float) -> None:
+        """Take liquidity at the book's prices, up to the order's limit unless it is a market order."""
+        side = 0 if o.side == "BUY" else 1
+        print_side = BUY_SIDE if side == 0 else SELL_SIDE
+        for price, qty in self.levels(side):
+            if o.remaining <= 0 or o.dead:
+                return
+            if not o.aggressive and ((side == 0 and price > o.limit) or (side == 1 and price < o.limit)):
+                return
+            q = min(qty, o.remaining)
+            if q <= 0:
+                continue
+            self._consume(side, price, q)
+            self._fill(o, q, price, ts, print_side)
+
+    def _match(self, ts: float) -> None:
+        """Fill what the market now reaches: waiting market orders, then crossed limit orders."""
+        if self.takers:
+            for o in list(self.takers):
+                if o.live:
+                    self._take(o, ts)
+            while self.takers and not self.takers[0].live:
+                self.takers.popleft()
+            self.takers = deque(o for o in self.takers if o.live)
+        ask, bid = self.best()
+        for side, heap in ((0, self.bids), (1, self.asks)):
+            while heap:
+                key, _, o = heap[0]
+                if not o.live:
+                    heapq.heappop(heap)
+                    continue
+                limit = -key if side == 0 else key
+                # the common case: the best resting order does not reach the other side
+                if (side == 0 and (ask is None or limit < ask)) or (side == 1 and (bid is None or limit > bid)):
+                    break
+                got = False
+                for price, qty in self.levels(side):
+                    if (side == 0 and price > limit) or (side == 1 and price < limit):
+                        break
+                    q = min(qty, o.remaining)
+                    if q <= 0:
+                        continue
+                    self._consume(side, price, q)
+                    # a resting order trades at its own price; the counterparty is the aggressor
+                    self._fill(o, q, limit, ts, SELL_SIDE if side == 0 else BUY_SIDE)
+                    got = True
+                    if o.remaining <= 0:
+                        break
+                if not got:
+                    break
+
+    def remove(self, o: Order) -> None:
+        """Take an order out of the book (cancel / modify); heaps and queues drop it lazily."""
+        o.dead = True
+        if o in self.auction:
+            self.auction.remove(o)
+        if o in self.ah_book:
+            self.ah_book.remove(o)
+        self.book_dirty = True
+
+    # ------------------------------------------------------------------ call auctions
+
+    def grid(self) -> list[int]:
+        """Every price inside today's daily limits (built on first need, once a day)."""
+        if not self._grid:
+            self._grid = price_grid(self.lower, self.upper, self.sym.market)
+        return self._grid
+
+    def _call_crowd(self, closing: bool) -> Crowd:
+        """The crowd of the opening or closing call: centred on the fair value, as deep as a share of
+        yesterday's volume drawn once per day (so the indicative price and the uncross agree)."""
+        share = CLOSE_CROWD_SHARE if closing else OPEN_CROWD_SHARE
+        rng = day_rng(self.seed, self.sym.code, self.day_no, "close-crowd" if closing else "open-crowd")
+        depth = max(1, self.prior_volume) * rng.uniform(*share) / math.log(2)
+        return Crowd(math.exp(self.x), depth, self.sym.daily_vol * CROWD_WIDTH_VOL)
+
+    @staticmethod
+    def _cross(orders: list[Order], grid: list[int], crowd: Crowd, ref: int) -> tuple[Cross, list[Order], list[Order]]:
+        buys = [o for o in orders if o.live and o.side == "BUY"]
+        sells = [o for o in orders if o.live and o.side == "SELL"]
+
+        def bids(side: list[Order]) -> list[Bid]:
+            return [(None if o.aggressive else o.limit, o.remaining) for o in side]
+
+        return clear(grid, crowd, bids(buys), bids(sells), ref), buys, sells
+
+    def _execute(self, result: Cross, buys: list[Order], sells: list[Order], ts: float) -> None:
+        for orders, fills in ((buys, result.buy_fills), (sells, result.sell_fills)):
+            for o, q in zip(orders, fills, strict=True):
+                if q > 0:
+                    self.sink.on_fill(o, q, result.price, ts)
+
+    def indicative(self) -> Cross | None:
+        """What the running call auction would uncross at now (KRX's 예상체결가), or None outside one."""
+        if not self.in_call():
+            return None
+        closing = self.t - day_start(self.day_no) >= CLOSE_AUCTION_S
+        return self._cross(self.auction, self.grid(), self._call_crowd(closing), self.fair())[0]
+
+    def _uncross(self, ts: float, *, closing: bool) -> None:
+        orders = [o for o in self.auction if o.live]
+        self.auction = []
+        result, buys, sells = self._cross(orders, self.grid(), self._call_crowd(closing), self.fair())
+        self._execute(result, buys, sells, ts)
+        side = BUY_SIDE if result.demand >= result.supply else SELL_SIDE
+        self._record(result.price, max(1, result.volume), side, ts)
+        if closing:
+            self.closed = True
+            self.close_price = result.price
+            self.ah_lower, self.ah_upper = after_hours_limits(result.price, self.base, self.sym.market)
+            return
+        for o in orders:
+            if not o.live:
+                continue
+            if o.aggressive:
+                self.takers.append(o)
+            else:
+                self._rest(o)
+        self._match(ts)
+
+    # ------------------------------------------------------------------ after the close
+
+    def _record_off_hours(self, price: int, qty: int) -> None:
+        """After-the-close trades count apart: the day's close, range and volume stay the regular session's."""
+        st = self.stats
+        st.ovtm_volume += qty
+        st.ovtm_value += price * qty
+        st.ovtm_last = price
+        self.book_dirty = True
+
+    def _open_post_close(self, ts: float) -> None:
+        """Draw the crowd's orders at the closing price for 15:40-16:00: a small share of the day's volume
+        per side, in a few dozen orders at random moments."""
+        rng = day_rng(self.seed, self.sym.code, self.day_no, "post-close")
+        span = AFTER_HOURS_S - POST_CLOSE_S
+        arrivals: list[tuple[float, int, int]] = []
+        for side in (0, 1):
+            total = int(self.stats.volume * rng.uniform(*POST_CLOSE_CROWD_SHARE))
+            n = min(POST_CLOSE_ARRIVALS, total)
+            if n <= 0:
+                continue
+            weights = [rng.expovariate(1.0) for _ in range(n)]
+            scale = total / sum(weights)
+            arrivals.extend((ts + rng.random() * span, side, max(1, round(w * scale))) for w in weights)
+        arrivals.sort()
+        self.post_arrivals = arrivals
+        self.post_next = 0
+
+    def _post_close_until(self, end: float) -> None:
+        arrivals = self.post_arrivals
+        while self.post_next < len(arrivals) and arrivals[self.post_next][0] <= end:
+            ts, side, qty = arrivals[self.post_next]
+            self.post_next += 1
+            self._post_match(_Lot(None, qty), side, ts)
+
+    def _post_match(self, lot: _Lot, side: int, ts: float) -> None:
+        """Trade an arriving order (side 0 buy, 1 sell) at the closing price against the other side's
+        queue, oldest first (price is fixed, so time alone decides); what is left waits its turn."""
+        other = self.post_queues[1 - side]
+        while lot.left > 0 and other:
+            head = other[0]
+            q = min(lot.left, head.left)
+            if q <= 0:
+                other.popleft()
+                continue
+            for part in (lot, head):
+                if part.order is None:
+                    part.qty -= q
+                else:
+                    self.sink.on_fill(part.order, q, self.close_price, ts)
+            self._record_off_hours(self.close_price, q)
+        if lot.left > 0:
+            self.post_queues[side].append(lot)
+            self.book_dirty = True
+
+    def _open_after_hours(self) -> None:
+        """Each 10-minute uncross's crowd for 16:00-18:00: thin, centred on a slow walk from the close."""
+        rng = day_rng(self.seed, self.sym.code, self.day_no, "after-hours")
+        log_c = math.log(self.close_price)
+        lo, hi = math.log(self.ah_lower), math.log(self.ah_upper)
+        self.ah_crowds = []
+        for _ in AFTER_HOURS_UNCROSSES:
+            log_c = min(max(log_c + rng.gauss(0.0, self.sym.daily_vol * AFTER_HOURS_DRIFT_VOL), lo), hi)
+            depth = max(1, self.stats.volume) * rng.uniform(*AFTER_HOURS_CROWD_SHARE) / math.log(2)
+            self.ah_crowds.append((math.exp(log_c), depth))
+
+    def _after_hours_uncross(self, k: int, ts: float) -> None:
+        center, depth = self.ah_crowds[k]
+        crowd = Crowd(center, depth, self.sym.daily_vol * AFTER_HOURS_WIDTH_VOL)
+        grid = price_grid(self.ah_lower, self.ah_upper, self.sym.market)
+        result, buys, sells = self._cross(self.ah_book, grid, crowd, self.close_price)
+        self._execute(result, buys, sells, ts)
+        self._record_off_hours(result.price, result.volume)
+        # unfilled orders wait for the next uncross; the last one (18:00) ends the day for them
+        self.ah_book = [o for o in self.ah_book if o.live]
+        if k == len(AFTER_HOURS_UNCROSSES) - 1:
+            for o in self.ah_book:
+                self.sink.on_expire(o, ts)
+            self.ah_book = []
+
+    def off_hours_depth(self) -> tuple[int, int]:
+        """(asks, bids) waiting for the closing price or for the next after-hours uncross (시간외 잔량)."""
+        phase = self.phase()
+        if phase is Phase.POST_CLOSE:
+            return sum(lot.left for lot in self.post_queues[1]), sum(lot.left for lot in self.post_queues[0])
+        if phase is Phase.AFTER_HOURS:
+            live = [o for o in self.ah_book if o.live]
+            return sum(o.remaining for o in live if o.side == "SELL"), sum(o.remaining for o in live if o.side == "BUY")
+        return 0, 0
+
+    def has_open_orders(self) -> bool:
+        return (
+            any(o.live for _, _, o in self.bids)
+            or any(o.live for _, _, o in self.asks)
+            or any(o.live for o in self.takers)
+            or any(o.live for o in self.auction)
+            or any(lot.order is not None and lot.left > 0 for q in self.post_queues for lot in q)
+            or any(o.live for o in self.ah_book)
+        )

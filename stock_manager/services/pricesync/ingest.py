@@ -1,0 +1,567 @@
+"""The ingest pipeline: parsed prints and polls in, batched writes to ``market.*`` out.
+
+The WebSocket reader hands each parsed record to ``add_trade``/``add_book``/``add_quote``, which
+only append to the pending batch (no I/O, no await).  One writer task owns a dedicated connection
+and, every ``batch_window_s`` or as soon as the previous write finished (so batches grow with the
+load), swaps the pending batch out and writes it in one transaction:
+
+* ``COPY … FROM STDIN (FORMAT BINARY)`` of every tick into ``market.ticks``;
+* one multi-row upsert of the latest price per symbol into ``market.prices_best``;
+* one merge of the batch's partial one-minute bars into ``market.candles``;
+* the freshness verdicts that this batch changed (a new symbol, STALE turning FRESH).
+
+(Prices and bars reach the server by binary COPY into per-connection staging tables, because
+psycopg formats a COPY row in C while parameter arrays are dumped element by element in Python.)
+The session commits asynchronously (``prepare_writer``): visibility does not wait for the disk.
+
+Between batches the writer closes finished minutes, turns FRESH verdicts STALE when their source
+stops vouching for them (``freshness.judge``), writes the progress of FRESH rows and adds tick
+partitions, on the same connection, so all of it is ordered with the data.
+
+Memory is bounded: past ``max_pending`` ticks the reader must wait (``wait_room``), and if the
+database stays away longer than ``shed_after_s`` the oldest ticks are dropped and counted; the
+latest price per symbol is never dropped.  A write that fails on the connection is retried with
+the same rows after reconnecting; a write the database refuses (a data error, which validation
+here should make impossible) is logged and dropped so that one bad row cannot stop the feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final
+
+import psycopg
+from loguru import logger
+from psycopg import AsyncConnection
+
+from stock_manager.shared.clock import Clock, kst
+from stock_manager.shared.kis.models import Quote
+from stock_manager.shared.kis.ws_frames import OrderBook, Trade
+
+from . import candles as cdl
+from .freshness import FreshnessRules, Source, Status, Verdict, WsHealth, judge
+from .metrics import IngestMetrics
+from .planner import SYMBOL_RE
+from .queries import MERGE_BOTH, Q
+
+TICK_TYPES: Final = ["text", "timestamptz", "numeric", "int8", "int8", "numeric", "int2", "text", "timestamptz"]
+PRICE_TYPES: Final = ["text", "numeric", "numeric", "numeric", "int8", "int8", "int8", "numeric", "numeric", "numeric",
+                      "numeric", "numeric", "numeric", "numeric", "numeric", "text", "timestamptz", "timestamptz"]
+BAR_TYPES: Final = ["text", "timestamptz", "numeric", "numeric", "numeric", "numeric", "int8", "numeric", "int4",
+                    "timestamptz", "timestamptz"]
+_SIDES: Final = {"1": 1, "3": 3, "5": 5}
+_PCT_LIMIT: Final = Decimal(1_000_000)
+# received_ts is stamped from the clock at most once per this many (monotonic) seconds
+_STAMP_S: Final = 0.001
+
+# (symbol, ts, price, qty, cum_volume, cum_turnover, side, source, received_ts): a market.ticks row.
+TickRow = tuple[str, datetime, int, int, int | None, int | None, int | None, str, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    batch_window_s: float = 0.025
+    max_pending: int = 200_000
+    shed_after_s: float = 2.0
+    housekeeping_s: float = 0.5
+    candle_grace_market_s: float = 3.0
+    candle_grace_wall_s: float = 1.5
+    reconnect_max_s: float = 5.0
+
+
+@dataclass(slots=True)
+class _Fresh:
+    last_ts: datetime
+    received_ts: datetime
+    received_mono: float
+    status: Status
+    reason: str | None
+    written: bool = True
+
+
+# (source, the trade or quote, received market time, received monotonic time): the newest price
+# of one symbol in the pending batch.  A plain tuple, because one is built for every print.
+_Latest = tuple[str, Trade | Quote, datetime, float]
+
+
+def _none_if_zero(value: int) -> int | None:
+    return value if value > 0 else None
+
+
+class Ingest:
+    def __init__(
+        self,
+        conninfo: str,
+        clock: Clock,
+        *,
+        rules: FreshnessRules | None = None,
+        ws_health: Callable[[], WsHealth] | None = None,
+        prev_range: Mapping[str, tuple[int | None, int | None]] | None = None,
+        config: IngestConfig | None = None,
+        metrics: IngestMetrics | None = None,
+        connect: Callable[[str], Any] | None = None,
+    ) -> None:
+        self._conninfo = conninfo
+        self._clock = clock
+        self._rules = rules or FreshnessRules()
+        self._ws_health = ws_health or (lambda: WsHealth(False, frozenset(), 0.0))
+        self.prev_range: dict[str, tuple[int | None, int | None]] = dict(prev_range or {})
+        self._cfg = config or IngestConfig()
+        self.metrics = metrics or IngestMetrics()
+        self._connect = connect
+
+        self._ticks: list[TickRow] = []
+        self._recv: list[float] = []
+        self._latest: dict[str, _Latest] = {}
+        self._books: dict[str, OrderBook] = {}
+        self._first_mono: float | None = None
+        self._has_data = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._eval_now = False
+
+        self._valid: set[str] = set()
+        self._cum: dict[str, tuple[date, int]] = {}
+        self._stamp = clock.now()
+        self._stamp_mono = 0.0
+        self._ts: datetime = self._stamp
+        self._ts_time: Any = None
+        self._ts_day: date | None = None
+        self._days_ensured: set[date] = set()
+        self._days_needed: set[date] = set()
+        self._last_day: date | None = None
+        self._fresh: dict[tuple[str, Source], _Fresh] = {}
+        self._last_seen: dict[str, float] = {}
+        self._close_mark: datetime | None = None
+        self._last_housekeeping = 0.0
+        self._conn: AsyncConnection[Any] | None = None
+
+    # --- the reader's side: append only -------------------------------------------------------
+
+    def _check_symbol(self, symbol: str) -> bool:
+        if SYMBOL_RE.match(symbol):
+            self._valid.add(symbol)
+            return True
+        return False
+
+    def _mark(self, mono: float) -> None:
+        if self._first_mono is None:
+            self._first_mono = mono
+            self._has_data.set()
+        if len(self._ticks) >= self._cfg.max_pending:
+            self._room.clear()
+
+    def add_trade(self, t: Trade) -> None:
+        """One H0STCNT0 print: called 20,000 times a second, so every line here counts."""
+        symbol = t.symbol
+        if t.price <= 0 or t.volume < 0 or (symbol not in self._valid and not self._check_symbol(symbol)):
+            self.metrics.rejected += 1
+            return
+        mono = time.monotonic()
+        if mono - self._stamp_mono > _STAMP_S:
+            self._stamp, self._stamp_mono = self._clock.now(), mono
+        received = self._stamp
+        if t.time != self._ts_time or t.business_date != self._ts_day:
+            # prints come in runs of the same second: build the datetime once per run
+            self._ts, self._ts_time, self._ts_day = t.ts, t.time, t.business_date
+            if t.business_date != self._last_day:
+                self._note_day(t.business_date)
+        self._ticks.append(
+            (symbol, self._ts, t.price, t.volume, t.cum_volume, t.cum_value, _SIDES.get(t.ccld_dvsn), "WS", received)
+        )
+        self._recv.append(mono)
+        self._latest[symbol] = ("WS", t, received, mono)
+        if self._first_mono is None:
+            self._first_mono = mono
+            self._has_data.set()
+        if len(self._ticks) >= self._cfg.max_pending:
+            self._room.clear()
+
+    def add_book(self, book: OrderBook) -> None:
+        """One H0STASP0 order book: best bid/ask only."""
+        if (book.symbol not in self._valid and not self._check_symbol(book.symbol)) or not book.asks or not book.bids:
+            return
+        self._books[book.symbol] = book
+        self._mark(time.monotonic())
+
+    def _cum_volume(self, symbol: str, day: date) -> int | None:
+        """The last cumulative volume seen today, pending prints included."""
+        pending = self._latest.get(symbol)
+        if pending is not None and isinstance(pending[1], Trade) and pending[1].business_date == day:
+            return pending[1].cum_volume
+        seen = self._cum.get(symbol)
+        return seen[1] if seen is not None and seen[0] == day else None
+
+    def add_quote(self, symbol: str, q: Quote) -> None:
+        """One inquire-price answer.
+
+        It carries no market time, so its time is the clock's at arrival.  When the cumulative
+        volume grew since the last print or poll and no trade stream covers the symbol, the growth
+        becomes one REST tick (so polled symbols get candles too).
+        """
+        if q.price <= 0 or (symbol not in self._valid and not self._check_symbol(symbol)):
+            self.metrics.rejected += 1
+            return
+        mono = time.monotonic()
+        received = self._clock.now()
+        day = kst(received).date()
+        if day != self._last_day:
+            self._note_day(day)
+        previous = self._cum_volume(symbol, day)
+        streamed = symbol in self._ws_health().active
+        if previous is not None and q.acml_vol > previous and not streamed:
+            self._ticks.append((symbol, received, q.price, q.acml_vol - previous, q.acml_vol, q.acml_tr_pbmn, None,
+                                "REST", received))
+            self._recv.append(mono)
+        if previous is None or q.acml_vol > previous:
+            self._cum[symbol] = (day, q.acml_vol)
+        self._latest[symbol] = ("REST", q, received, mono)
+        self._mark(mono)
+
+    def _note_day(self, day: date) -> None:
+        self._last_day = day
+        if day not in self._days_ensured:
+            self._days_needed.add(day)
+
+    @property
+    def pending(self) -> int:
+        return len(self._ticks)
+
+    @property
+    def full(self) -> bool:
+        return not self._room.is_set()
+
+    async def wait_room(self) -> None:
+        """Back-pressure for the reader; sheds the oldest ticks if the writer stays stuck."""
+        try:
+            await asyncio.wait_for(self._room.wait(), self._cfg.shed_after_s)
+        except TimeoutError:
+            drop = len(self._ticks) // 2
+            del self._ticks[:drop]
+            del self._recv[:drop]
+            self.metrics.dropped += drop
+            self._room.set()
+            logger.warning("ingest: writer stuck; dropped the {} oldest ticks (latest prices kept)", drop)
+
+    def poke(self) -> None:
+        """Something changed that can turn prices stale (e.g. the WebSocket dropped): judge now."""
+        self._eval_now = True
+        self._has_data.set()
+
+    def last_seen(self, symbol: str) -> float | None:
+        """Monotonic time data for ``symbol`` was last written (any source)."""
+        return self._last_seen.get(symbol)
+
+    def stale_count(self) -> int:
+        return sum(1 for f in self._fresh.values() if f.status is Status.STALE)
+
+    # --- the writer -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        backoff = 0.2
+        try:
+            while True:
+                await self._wait_for_work()
+                try:
+                    conn = await self._connection()
+                    if self._first_mono is not None:
+                        await self._flush(conn)
+                    if self._eval_now or time.monotonic() - self._last_housekeeping >= self._cfg.housekeeping_s:
+                        await self._housekeeping(conn)
+                    backoff = 0.2
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    logger.warning("ingest: database connection lost ({}); retrying in {:.1f}s", type(exc).__name__,
+                                   backoff)
+                    await self._drop_connection()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self._cfg.reconnect_max_s)
+                except psycopg.Error as exc:
+                    # housekeeping refused (batches handle their own): log, keep ingesting, retry later
+                    logger.error("ingest: housekeeping failed ({}: {})", type(exc).__name__,
+                                 str(exc).splitlines()[0] if str(exc) else "")
+                    if self._conn is not None:
+                        with contextlib.suppress(psycopg.Error):
+                            await self._conn.rollback()
+                    self._last_housekeeping = time.monotonic() + backoff
+                    backoff = min(backoff * 2, self._cfg.reconnect_max_s)
+        finally:
+            await self._drop_connection()
+
+    async def _wait_for_work(self) -> None:
+        while True:
+            if self._first_mono is not None:
+                wait = self._first_mono + self._cfg.batch_window_s - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                return
+            due = self._last_housekeeping + self._cfg.housekeeping_s - time.monotonic()
+            if self._eval_now or due <= 0:
+                return
+            self._has_data.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._has_data.wait(), due)
+
+    async def _connection(self) -> AsyncConnection[Any]:
+        if self._conn is None or self._conn.closed:
+            if self._connect is not None:
+                conn = await self._connect(self._conninfo)
+            else:
+                conn = await AsyncConnection.connect(self._conninfo, autocommit=False)
+            await conn.execute(Q["prepare_writer"])
+            await conn.commit()
+            self._conn = conn
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
+
+    async def flush(self) -> None:
+        """Write whatever is pending now (used at shutdown and by tests)."""
+        conn = await self._connection()
+        if self._first_mono is not None:
+            await self._flush(conn)
+        await self._housekeeping(conn)
+
+    async def _ensure_days(self, conn: AsyncConnection[Any], days: set[date]) -> None:
+        for day in sorted(days):
+            await conn.execute(Q["ensure_tick_partition"], {"day": day})
+            await conn.commit()
+            self._days_ensured.add(day)
+            self._days_needed.discard(day)
+
+    async def ensure_days(self, *days: date) -> None:
+        """Create tick partitions ahead of the trade dates that are coming (before ``run``)."""
+        await self._ensure_days(await self._connection(), {d for d in days if d not in self._days_ensured})
+
+    def request_days(self, *days: date) -> None:
+        """Ask the running writer to create these partitions at its next chance."""
+        self._days_needed.update(d for d in days if d not in self._days_ensured)
+        self._eval_now = True
+        self._has_data.set()
+
+    async def _flush(self, conn: AsyncConnection[Any]) -> None:
+        ticks, recv, latest, books = self._ticks, self._recv, self._latest, self._books
+        self._ticks, self._recv, self._latest, self._books = [], [], {}, {}
+        self._first_mono = None
+        self._room.set()
+        started = time.monotonic()
+        now = self._clock.now()
+        try:
+            if self._days_needed:
+                await self._ensure_days(conn, set(self._days_needed))
+            await self._write(conn, ticks, latest, books, now)
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            # put the batch back in front of what arrived meanwhile and let run() reconnect
+            self._ticks = ticks + self._ticks
+            self._recv = recv + self._recv
+            for sym, item in latest.items():
+                self._latest.setdefault(sym, item)
+            for sym, book in books.items():
+                self._books.setdefault(sym, book)
+            if self._first_mono is None:
+                self._first_mono = started
+            raise
+        except psycopg.Error as exc:
+            self.metrics.failed_batches += 1
+            self.metrics.dropped += len(ticks)
+            logger.error("ingest: the database refused a batch of {} ticks ({}: {}); batch dropped",
+                         len(ticks), type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            with contextlib.suppress(psycopg.Error):
+                await conn.rollback()
+            return
+        done = time.monotonic()
+        self.metrics.ticks_in += len(ticks)
+        self.metrics.latency.add_many(done, recv)
+        self.metrics.window.add_many(done, recv)
+        self.metrics.ticks_written += len(ticks)
+        self.metrics.prices_written += len(latest)
+        self.metrics.batches += 1
+        self.metrics.last_batch_ms = (done - started) * 1000.0
+        self.metrics.write_ms.add_many(done, [started])
+        for sym, (_, value, _, mono) in latest.items():
+            self._last_seen[sym] = mono
+            if isinstance(value, Trade):
+                self._cum[sym] = (value.business_date, value.cum_volume)
+
+    async def _write(
+        self,
+        conn: AsyncConnection[Any],
+        ticks: list[TickRow],
+        latest: dict[str, _Latest],
+        books: dict[str, OrderBook],
+        now: datetime,
+    ) -> None:
+        cutoff = self._cutoff(now)
+        bars, late = cdl.fold(ticks, cutoff)
+        self.metrics.late_ticks += late
+        fresh_rows = self._fresh_rows(latest, now) if latest else None
+        async with conn.transaction():
+            if ticks:
+                await _copy(conn, Q["copy_ticks"], TICK_TYPES, ticks)
+            if latest:
+                await _copy(conn, Q["copy_prices"], PRICE_TYPES, self._price_rows(latest))
+            if bars:
+                await _copy(conn, Q["copy_candles"], BAR_TYPES, _bar_rows(bars))
+            if latest and bars:
+                await conn.execute(MERGE_BOTH)
+            elif latest:
+                await conn.execute(Q["merge_prices"])
+            elif bars:
+                await conn.execute(Q["merge_candles"])
+            if books:
+                await conn.execute(Q["update_books"], _book_params(books))
+            if fresh_rows is not None:
+                await conn.execute(Q["upsert_freshness"], fresh_rows)
+
+    def _cutoff(self, now: datetime) -> datetime:
+        cutoff = cdl.close_cutoff(now, self._cfg.candle_grace_market_s, self._cfg.candle_grace_wall_s,
+                                  self._clock.speed)
+        # never move backwards, even if the clock is re-synced a little back
+        if self._close_mark is not None and cutoff < self._close_mark:
+            return self._close_mark
+        self._close_mark = cutoff
+        return cutoff
+
+    def _price_rows(self, latest: dict[str, _Latest]) -> list[tuple[Any, ...]]:
+        """One ``prices_in`` row per symbol, in the column order of ``copy_prices``."""
+        out: list[tuple[Any, ...]] = []
+        for sym, (_, v, received, _) in latest.items():
+            prev_high, prev_low = self.prev_range.get(sym, (None, None))
+            if isinstance(v, Trade):
+                out.append((sym, v.price, _none_if_zero(v.bid1), _none_if_zero(v.ask1), max(v.bid_qty1, 0),
+                            max(v.ask_qty1, 0), max(v.cum_volume, 0), max(v.cum_value, 0), _pct(v.change_pct),
+                            _none_if_zero(v.open), _none_if_zero(v.high), _none_if_zero(v.low),
+                            _none_if_zero(v.price - v.change), prev_high, prev_low, "WS", v.ts, received))
+            else:
+                out.append((sym, v.price, None, None, None, None, max(v.acml_vol, 0), max(v.acml_tr_pbmn, 0),
+                            _pct(v.change_pct), _none_if_zero(v.open), _none_if_zero(v.high), _none_if_zero(v.low),
+                            _none_if_zero(v.base_price), prev_high, prev_low, "REST", received, received))
+        return out
+
+    # --- freshness --------------------------------------------------------------------------------
+    #
+    # A verdict that changes (a new symbol, STALE turning FRESH) is written with the batch that
+    # caused it, so data and verdict become visible together.  Mere progress of a FRESH row (its
+    # last_ts, lag) is written by housekeeping every ``housekeeping_s``: readers who need the
+    # exact time of the latest price have it in prices_best.
+
+    def _fresh_rows(self, latest: dict[str, _Latest], now: datetime) -> dict[str, Any] | None:
+        health = self._ws_health()
+        speed = self._clock.speed
+        limits = {Source.WS: self._rules.ws.market_seconds(speed), Source.REST: self._rules.rest.market_seconds(speed)}
+        rows: list[tuple[str, Source, _Fresh]] = []
+        for sym, (row_source, value, received, mono) in latest.items():
+            source = Source.WS if row_source == "WS" else Source.REST
+            data_ts = value.ts if isinstance(value, Trade) else received
+            key = (sym, source)
+            old = self._fresh.get(key)
+            if (
+                old is not None
+                and old.status is Status.FRESH
+                and (received - data_ts).total_seconds() <= limits[source]
+                and (source is Source.REST or sym in health.active)
+            ):
+                # the steady state: still FRESH, and housekeeping writes the progress
+                old.last_ts, old.received_ts, old.received_mono, old.written = data_ts, received, mono, False
+                continue
+            verdict = judge(source, sym, data_age_s=(now - received).total_seconds(),
+                            arrival_lag_s=(received - data_ts).total_seconds(), speed=speed,
+                            rules=self._rules, ws=health)
+            f = _Fresh(data_ts, received, mono, verdict.status, verdict.reason)
+            if old is None or old.status is not verdict.status:
+                rows.append((sym, source, f))
+            else:
+                f.written = False
+            self._fresh[key] = f
+        return _fresh_params(rows, now) if rows else None
+
+    def verdicts(self, now: datetime) -> list[tuple[str, Source, Verdict]]:
+        """Every (symbol, source) whose status would change if judged at ``now``."""
+        health = self._ws_health()
+        speed = self._clock.speed
+        changed = []
+        for (sym, source), f in self._fresh.items():
+            verdict = judge(source, sym, data_age_s=(now - f.received_ts).total_seconds(),
+                            arrival_lag_s=(f.received_ts - f.last_ts).total_seconds(), speed=speed,
+                            rules=self._rules, ws=health)
+            if verdict.status is not f.status:
+                changed.append((sym, source, verdict))
+        return changed
+
+    async def _housekeeping(self, conn: AsyncConnection[Any]) -> None:
+        self._eval_now = False
+        if self._days_needed:
+            await self._ensure_days(conn, set(self._days_needed))
+        self._last_housekeeping = time.monotonic()
+        now = self._clock.now()
+        for sym, source, verdict in self.verdicts(now):
+            f = self._fresh[(sym, source)]
+            f.status, f.reason, f.written = verdict.status, verdict.reason, False
+        rows = [(sym, source, f) for (sym, source), f in self._fresh.items() if not f.written]
+        cutoff = self._cutoff(now)
+        async with conn.transaction():
+            await conn.execute(Q["close_candles"], {"last_bucket": cutoff - cdl.MINUTE})
+            if rows:
+                await conn.execute(Q["upsert_freshness"], _fresh_params(rows, now))
+        for _, _, f in rows:
+            f.written = True
+
+
+def _fresh_params(rows: list[tuple[str, Source, _Fresh]], now: datetime) -> dict[str, Any]:
+    return {
+        "symbol": [r[0] for r in rows],
+        "source": [r[1].value for r in rows],
+        "last_ts": [r[2].last_ts for r in rows],
+        "received_ts": [r[2].received_ts for r in rows],
+        "lag_ms": [_clamp_ms((r[2].received_ts - r[2].last_ts).total_seconds()) for r in rows],
+        "status": [r[2].status.value for r in rows],
+        "reason": [r[2].reason for r in rows],
+        "checked_ts": now,
+    }
+
+
+def _pct(value: Decimal) -> Decimal | None:
+    return value if abs(value) < _PCT_LIMIT else None
+
+
+def _clamp_ms(seconds: float) -> int:
+    return int(max(min(seconds * 1000.0, 2_000_000_000), -2_000_000_000))
+
+
+def _book_params(books: dict[str, OrderBook]) -> dict[str, list[Any]]:
+    syms = list(books)
+    return {
+        "symbol": syms,
+        "bid": [_none_if_zero(books[s].bids[0].price) for s in syms],
+        "ask": [_none_if_zero(books[s].asks[0].price) for s in syms],
+        "bid_qty": [max(books[s].bids[0].qty, 0) for s in syms],
+        "ask_qty": [max(books[s].asks[0].qty, 0) for s in syms],
+    }
+
+
+def _bar_rows(bars: list[cdl.PartialBar]) -> list[tuple[Any, ...]]:
+    return [(b.symbol, b.bucket, b.open, b.high, b.low, b.close, b.volume, b.turnover, b.n_ticks, b.open_ts,
+             b.close_ts) for b in bars]
+
+
+async def _copy(conn: AsyncConnection[Any], statement: Any, types: list[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Binary COPY: psycopg formats each row in C, far cheaper than dumping parameter arrays."""
+    async with conn.cursor() as cur, cur.copy(statement) as copy:
+        copy.set_types(types)
+        for row in rows:
+            await copy.write_row(row)
+
+
+def trade_dates_ahead(now: datetime) -> tuple[date, date]:
+    """Today and tomorrow in KST: the partitions to have before the ticks arrive."""
+    today = kst(now).date()
+    return today, today + timedelta(days=1)

@@ -1,0 +1,112 @@
+"""Loads the symbol master into ``market.symbols`` and keeps the in-memory view of it.
+
+A master that cannot be had is not fatal: prices matter more than names.  PriceSync then learns
+the symbols it actually watches from ``inquire-price`` (``note_quote``) and says so in the log
+and in ``ops.events``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+import httpx
+import psycopg
+from loguru import logger
+
+from stock_manager.shared.clock import Clock, kst
+from stock_manager.shared.db.pool import Pool
+from stock_manager.shared.kis.models import Quote
+from stock_manager.shared.market_rules import Market
+
+from .queries import Q
+from .report import Reporter
+from .symbols import SymbolInfo, from_quote, parse_sim_symbols, read_master_download, upsert_params
+
+
+async def fetch_sim_symbols(rest_url: str, *, http_timeout_s: float = 10.0) -> list[SymbolInfo]:
+    async with httpx.AsyncClient(timeout=http_timeout_s) as client:
+        resp = await client.get(rest_url.rstrip("/") + "/sim/symbols")
+        resp.raise_for_status()
+        return parse_sim_symbols(resp.json())
+
+
+async def fetch_master_files(urls: Iterable[str], *, http_timeout_s: float = 30.0) -> list[SymbolInfo]:
+    out: list[SymbolInfo] = []
+    async with httpx.AsyncClient(timeout=http_timeout_s, follow_redirects=True) as client:
+        for url in urls:
+            resp = await client.get(url)
+            resp.raise_for_status()
+            out.extend(read_master_download(resp.content, url))
+    return out
+
+
+class SymbolMaster:
+    def __init__(self, pool: Pool, clock: Clock, report: Reporter) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._report = report
+        self.known: dict[str, SymbolInfo] = {}
+        self.complete = False  # a whole master was loaded (else symbols are learnt from quotes)
+
+    def prev_range(self) -> dict[str, tuple[int | None, int | None]]:
+        return {s: (i.prev_high, i.prev_low) for s, i in self.known.items()}
+
+    def _today(self) -> date:
+        return kst(self._clock.now()).date()
+
+    async def load(self, fetch: Any, source: str) -> bool:
+        """Fetch the whole master with ``fetch()`` and store it; False (logged) when unavailable."""
+        try:
+            infos: list[SymbolInfo] = await fetch()
+        except (httpx.HTTPError, ValueError, OSError) as exc:
+            detail = f"{type(exc).__name__}: {exc}"[:300]
+            logger.warning("symbol master from {} unavailable ({}); learning watched symbols from inquire-price",
+                           source, detail)
+            self._report.post("SymbolMasterUnavailable", f"{source}: {detail}", level="WARN", source=source)
+            await self.refresh()
+            return False
+        if not infos:
+            logger.warning("symbol master from {} is empty; learning watched symbols from inquire-price", source)
+            await self.refresh()
+            return False
+        params = upsert_params(infos, self._today())
+        async with self._pool.connection() as conn:
+            await conn.execute(Q["upsert_symbols"], params)
+            await conn.execute(Q["delist_missing"], {"symbol": params["symbol"]})
+        self.complete = True
+        await self.refresh()
+        halted = sum(1 for i in infos if i.halted)
+        logger.info("symbol master: {} symbols from {} ({} halted)", len(infos), source, halted)
+        self._report.post("SymbolMasterLoaded", f"{len(infos)} symbols from {source}", symbols=len(infos),
+                          halted=halted, source=source)
+        return True
+
+    async def refresh(self) -> None:
+        async with self._pool.connection() as conn:
+            rows = await (await conn.execute(Q["known_symbols"])).fetchall()
+        self.known = {
+            r["symbol"]: SymbolInfo(r["symbol"], r["name"], Market(r["market"]), r["base_price"], r["prev_high"],
+                                    r["prev_low"], r["halted"])
+            for r in rows
+        }
+
+    async def note_quote(self, symbol: str, quote: Quote) -> None:
+        """Learn an unknown symbol from its quote; follow a halt flag that changed during the day."""
+        known = self.known.get(symbol)
+        halted = quote.halted or quote.status_code == "58"
+        try:
+            if known is None:
+                info = from_quote(symbol, quote)
+                async with self._pool.connection() as conn:
+                    await conn.execute(Q["upsert_symbols"], upsert_params([info], self._today()))
+                self.known[symbol] = info
+            elif known.halted != halted:
+                async with self._pool.connection() as conn:
+                    await conn.execute(Q["set_halted"], {"symbol": symbol, "halted": halted})
+                self.known[symbol] = SymbolInfo(known.symbol, known.name, known.market, known.base_price,
+                                                known.prev_high, known.prev_low, halted)
+                self._report.post("SymbolHalted" if halted else "SymbolResumed", symbol, symbol=symbol)
+        except psycopg.Error as exc:
+            logger.warning("symbol {} not recorded: {}", symbol, type(exc).__name__)

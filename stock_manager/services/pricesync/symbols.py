@@ -1,0 +1,213 @@
+"""The symbol master: what is listed, its base price (prior close), daily limits and halts.
+
+Sources, by mode:
+
+* ``sim``: the simulator's ``GET /sim/symbols``.  The agreed shape is
+  ``{"symbols": [{"symbol", "name", "market", "base_price", "prev_high", "prev_low", "halted"}]}``;
+  the simulator's earlier list shape (``code``/``prior_close``) is read too.
+* ``paper``/``live``: KIS's master files ``kospi_code.mst`` / ``kosdaq_code.mst`` (zipped, cp949,
+  fixed width).  The layout below follows the official parser in
+  ``koreainvestment/open-trading-api`` (``stocks_info/kis_kospi_code_mst.py`` and
+  ``kis_kosdaq_code_mst.py``).  NOT VERIFIED against a live download: it is tested only on a line
+  built from that layout.
+* Either way, when the master cannot be had, ``inquire-price`` answers for the symbols that are
+  actually watched (``from_quote``).
+
+Daily limits are derived here with ``stock_manager.shared.market_rules.price_limits`` from the base price.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from stock_manager.shared.kis.models import Quote
+from stock_manager.shared.market_rules import Market, price_limits
+
+from .planner import SYMBOL_RE
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolInfo:
+    symbol: str
+    name: str
+    market: Market
+    base_price: int | None
+    prev_high: int | None = None
+    prev_low: int | None = None
+    halted: bool = False
+
+    @property
+    def limits(self) -> tuple[int | None, int | None]:
+        """(lower, upper) daily limits, when the base price is known."""
+        if not self.base_price or self.base_price <= 0:
+            return None, None
+        return price_limits(self.base_price, self.market)
+
+
+def market_of(text: str) -> Market:
+    """KIS writes market names several ways (``KOSPI200``, ``KSQ150``, ``코스닥``)."""
+    upper = text.strip().upper()
+    if "KOSDAQ" in upper or "KSQ" in upper or "코스닥" in text:
+        return Market.KOSDAQ
+    if "KONEX" in upper or "코넥스" in text:
+        return Market.KONEX
+    if "ETF" in upper or "ETN" in upper:
+        return Market.ETF
+    return Market.KOSPI
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = int(str(value).strip().replace(",", "") or "0")
+    except ValueError:
+        return None
+    return number if number > 0 else None
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().upper() in ("Y", "TRUE", "1")
+
+
+def parse_sim_symbols(body: Any) -> list[SymbolInfo]:
+    """``GET /sim/symbols`` in the agreed shape, or the simulator's earlier bare list."""
+    rows: Any = body.get("symbols") if isinstance(body, Mapping) else body
+    if not isinstance(rows, list):
+        raise ValueError("/sim/symbols: expected {'symbols': [...]} or a list")
+    out: list[SymbolInfo] = []
+    for row in rows:
+        if not isinstance(row, Mapping):
+            continue
+        code = str(row.get("symbol") or row.get("code") or "").strip()
+        if not SYMBOL_RE.match(code):
+            continue
+        base = row.get("base_price", row.get("prior_close"))
+        out.append(
+            SymbolInfo(
+                symbol=code,
+                name=str(row.get("name") or code).strip() or code,
+                market=market_of(str(row.get("market") or "")),
+                base_price=_int_or_none(base),
+                prev_high=_int_or_none(row.get("prev_high", row.get("prior_high"))),
+                prev_low=_int_or_none(row.get("prev_low", row.get("prior_low"))),
+                halted=_bool(row.get("halted", False)),
+            )
+        )
+    return out
+
+
+# --- KIS master files ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MstLayout:
+    """Where the fields sit in the fixed-width tail of a master-file line (0-based, characters).
+
+    A line is ``short code (9) | standard code (12) | name (variable) | tail``; the tail has a
+    fixed length per file, so the name is whatever lies between.
+    """
+
+    market: Market
+    tail: int
+    base_price: tuple[int, int]  # (offset, width) of 기준가 in the tail
+    halted: int  # offset of 거래정지 (Y/N) in the tail
+
+
+# kospi_code.mst: 70 tail fields, 227 characters; 기준가 is field 31, 거래정지 field 34.
+KOSPI_MST: Final = MstLayout(Market.KOSPI, 227, (41, 9), 60)
+# kosdaq_code.mst: 64 tail fields, 221 characters; 주식 기준가 is field 26, 거래정지 field 29.
+KOSDAQ_MST: Final = MstLayout(Market.KOSDAQ, 221, (36, 9), 55)
+
+# Security group codes (그룹코드) kept: ordinary shares, ETFs/ETNs, REITs, funds, DRs, foreign shares.
+_ETF_GROUPS: Final = frozenset({"EF", "EN"})
+_SKIP_GROUPS: Final = frozenset({"EW"})  # ELWs: not traded by this system, and thousands of them
+
+
+def layout_for(name: str) -> MstLayout:
+    lowered = name.lower()
+    if "kosdaq" in lowered:
+        return KOSDAQ_MST
+    if "kospi" in lowered:
+        return KOSPI_MST
+    raise ValueError(f"no master-file layout for {name!r}")
+
+
+def parse_mst_line(line: str, layout: MstLayout) -> SymbolInfo | None:
+    """One line of a master file, or None for a line this system does not trade."""
+    line = line.rstrip("\r\n")
+    if len(line) <= layout.tail + 21:
+        return None
+    head, tail = line[: -layout.tail], line[-layout.tail :]
+    code = head[0:9].strip()
+    name = head[21:].strip()
+    if not SYMBOL_RE.match(code):
+        return None
+    group = tail[0:2]
+    if group in _SKIP_GROUPS:
+        return None
+    off, width = layout.base_price
+    return SymbolInfo(
+        symbol=code,
+        name=name or code,
+        market=Market.ETF if group in _ETF_GROUPS else layout.market,
+        base_price=_int_or_none(tail[off : off + width]),
+        halted=tail[layout.halted : layout.halted + 1] == "Y",
+    )
+
+
+def parse_mst(text: str, layout: MstLayout) -> list[SymbolInfo]:
+    out = []
+    for line in text.splitlines():
+        info = parse_mst_line(line, layout)
+        if info is not None:
+            out.append(info)
+    return out
+
+
+def read_master_download(content: bytes, url: str) -> list[SymbolInfo]:
+    """A downloaded ``*.mst.zip`` (or a bare ``.mst``), decoded as cp949."""
+    if content[:2] == b"PK":
+        out: list[SymbolInfo] = []
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            for member in archive.namelist():
+                if member.lower().endswith(".mst"):
+                    text = archive.read(member).decode("cp949", errors="replace")
+                    out.extend(parse_mst(text, layout_for(member)))
+        return out
+    return parse_mst(content.decode("cp949", errors="replace"), layout_for(url.rsplit("/", 1)[-1]))
+
+
+def from_quote(symbol: str, quote: Quote) -> SymbolInfo:
+    """The fallback: what inquire-price tells about a symbol (it has no name, so the code stands in)."""
+    return SymbolInfo(
+        symbol=symbol,
+        name=symbol,
+        market=market_of(quote.market_name),
+        base_price=quote.base_price if quote.base_price > 0 else None,
+        halted=quote.halted or quote.status_code == "58",
+    )
+
+
+def upsert_params(infos: Iterable[SymbolInfo], trade_date: Any) -> dict[str, Any]:
+    """Column arrays for ``upsert_symbols`` (one statement for the whole master)."""
+    rows = list({i.symbol: i for i in infos}.values())
+    limits = [i.limits for i in rows]
+    return {
+        "symbol": [i.symbol for i in rows],
+        "name": [i.name for i in rows],
+        "market": [i.market.value for i in rows],
+        "base_price": [i.base_price for i in rows],
+        "upper_limit": [u for _, u in limits],
+        "lower_limit": [lo for lo, _ in limits],
+        "prev_high": [i.prev_high for i in rows],
+        "prev_low": [i.prev_low for i in rows],
+        "halted": [i.halted for i in rows],
+        "trade_date": trade_date,
+    }

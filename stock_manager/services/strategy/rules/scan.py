@@ -1,0 +1,141 @@
+"""Universe filters and the entry signal.
+
+Filters exclude what cannot be traded safely (halted, stale, thin, wide, out of band, too close to
+the upper limit); the signal is a trend-following breakout: price above the short moving average,
+short above long, and price clearing the recent high.  Every evaluation keeps its inputs so the
+daily summary can tell which signals led to winners and which to losers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from stock_manager.services.strategy.config import Params
+from stock_manager.services.strategy.rules.indicators import pct
+
+
+@dataclass(frozen=True)
+class ScanRow:
+    symbol: str
+    market: str
+    price: Decimal
+    bid: Decimal | None
+    ask: Decimal | None
+    volume: int | None
+    turnover: Decimal | None
+    change_pct: Decimal | None
+    upper_limit: Decimal | None
+    halted: bool
+    stale_flag: bool
+    ts: datetime
+    n_bars: int
+    sma_short: Decimal | None
+    sma_long: Decimal | None
+    recent_high: Decimal | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    symbol: str
+    passed: bool
+    signal: bool
+    score: Decimal
+    rejected_by: tuple[str, ...]
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+def spread_pct(bid: Decimal | None, ask: Decimal | None) -> Decimal | None:
+    if bid is None or ask is None or bid <= 0 or ask < bid:
+        return None
+    mid = (bid + ask) / 2
+    return (ask - bid) / mid * 100
+
+
+def filters_failed(row: ScanRow, p: Params, now: datetime) -> list[str]:
+    """Names of the filters ``row`` fails; empty means it is tradeable."""
+    failed: list[str] = []
+    if row.halted:
+        failed.append("halted")
+    age = (now - row.ts).total_seconds()
+    if row.stale_flag or age > p.max_price_age_s:
+        failed.append("stale")
+    if not (p.min_price <= row.price <= p.max_price):
+        failed.append("price_band")
+    if (row.volume or 0) < p.min_volume:
+        failed.append("min_volume")
+    if (row.turnover or Decimal(0)) < p.min_turnover:
+        failed.append("min_turnover")
+    sp = spread_pct(row.bid, row.ask)
+    if sp is None or sp > p.max_spread_pct:
+        failed.append("spread")
+    if row.change_pct is not None and row.change_pct > p.max_change_pct:
+        failed.append("near_upper_limit")
+    if row.upper_limit is not None and row.price >= row.upper_limit:
+        failed.append("near_upper_limit")
+    return sorted(set(failed))
+
+
+def evaluate(row: ScanRow, p: Params, now: datetime) -> Evaluation:
+    failed = filters_failed(row, p, now)
+    sp = spread_pct(row.bid, row.ask)
+    inputs: dict[str, Any] = {
+        "price": str(row.price),
+        "volume": row.volume,
+        "turnover": str(row.turnover) if row.turnover is not None else None,
+        "change_pct": str(row.change_pct) if row.change_pct is not None else None,
+        "spread_pct": round(float(sp), 4) if sp is not None else None,
+        "n_bars": row.n_bars,
+        "sma_short": str(round(row.sma_short, 2)) if row.sma_short is not None else None,
+        "sma_long": str(round(row.sma_long, 2)) if row.sma_long is not None else None,
+        "recent_high": str(row.recent_high) if row.recent_high is not None else None,
+    }
+    if failed:
+        return Evaluation(row.symbol, False, False, Decimal(0), tuple(failed), inputs)
+    enough = row.n_bars >= max(p.sma_long, p.breakout_bars + 1)
+    if not enough or row.sma_short is None or row.sma_long is None or row.recent_high is None:
+        return Evaluation(row.symbol, True, False, Decimal(0), ("not_enough_bars",), inputs)
+    trend = pct(row.sma_short, row.sma_long)
+    breakout = pct(row.price, row.recent_high)
+    above_short = row.price > row.sma_short
+    inputs.update(trend_pct=round(float(trend), 4), breakout_pct=round(float(breakout), 4),
+                  above_short=above_short)
+    signal = above_short and trend > 0 and breakout > 0
+    # stronger breakouts in a steeper trend first; liquidity breaks ties
+    score = (breakout + trend) if signal else Decimal(0)
+    why = () if signal else tuple(
+        n for n, ok in (("below_short_ma", above_short), ("no_trend", trend > 0), ("no_breakout", breakout > 0))
+        if not ok
+    )
+    return Evaluation(row.symbol, True, signal, score.quantize(Decimal("0.0001")), why, inputs)
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    evaluations: list[Evaluation]
+    universe: int
+    excluded: dict[str, int]
+    passed: int
+    signals: int
+
+
+def scan(rows: list[ScanRow], p: Params, now: datetime) -> ScanOutcome:
+    evals = [evaluate(r, p, now) for r in rows]
+    excluded: dict[str, int] = {}
+    for e in evals:
+        if not e.passed:
+            for f in e.rejected_by:
+                excluded[f] = excluded.get(f, 0) + 1
+    passed = sum(1 for e in evals if e.passed)
+    signals = sum(1 for e in evals if e.signal)
+    return ScanOutcome(evals, len(rows), excluded, passed, signals)
+
+
+def to_store(outcome: ScanOutcome, limit: int) -> list[Evaluation]:
+    """What goes into trade.candidates: every signal, then the best near-misses up to ``limit``."""
+    sig = sorted((e for e in outcome.evaluations if e.signal), key=lambda e: e.score, reverse=True)
+    rest = [e for e in outcome.evaluations if e.passed and not e.signal]
+    rest.sort(key=lambda e: (e.inputs.get("breakout_pct") or -1e9), reverse=True)
+    return sig + rest[: max(0, limit - len(sig))]

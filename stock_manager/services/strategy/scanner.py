@@ -1,0 +1,123 @@
+"""The scanner: the whole universe in one SQL statement, filters and signal in Python, candidates stored.
+
+One scanner per process serves all its workers (N workers scanning the same universe N times would
+only multiply the load).  A failed read (a timeout, a dropped connection) is retried with
+exponential backoff up to three times; after that the scan is skipped and the workers stay in SCAN
+until the next one (EC-001).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from loguru import logger
+from psycopg.types.json import Jsonb
+
+from stock_manager.services.strategy import ops
+from stock_manager.services.strategy.config import Params
+from stock_manager.services.strategy.queries import Q
+from stock_manager.services.strategy.rules.scan import Evaluation, ScanOutcome, ScanRow, scan, to_store
+from stock_manager.services.strategy.runtime import Runtime
+
+RETRYABLE: tuple[type[BaseException], ...] = (TimeoutError, psycopg.OperationalError, psycopg.errors.QueryCanceled)
+
+
+class ScanError(Exception):
+    """The universe could not be read even after retries."""
+
+
+@dataclass
+class ScanResult:
+    scan_id: uuid.UUID
+    at: datetime
+    params_version: str
+    outcome: ScanOutcome
+    signals: list[Evaluation]
+    rows: dict[str, ScanRow] = field(default_factory=dict)
+    elapsed_ms: float = 0.0
+
+
+async def retry(fn: Callable[[], Awaitable[Any]], *, what: str, attempts: int = 3, base_delay_s: float = 0.2) -> Any:
+    """Run ``fn``; on a retryable error log it (ERROR) and try again after 1x, 2x, 4x the base delay."""
+    last: BaseException | None = None
+    for attempt in range(1, attempts + 2):
+        try:
+            return await fn()
+        except RETRYABLE as e:
+            last = e
+            if attempt > attempts:
+                break
+            delay = base_delay_s * 2 ** (attempt - 1)
+            logger.error("{} failed ({}: {}); retry {}/{} in {:.2f}s", what, type(e).__name__, str(e)[:200] or "-",
+                         attempt, attempts, delay)
+            await asyncio.sleep(delay)
+    logger.error("{} failed after {} retries ({}); waiting for the next poll", what, attempts, type(last).__name__)
+    raise ScanError(what) from last
+
+
+def _row(r: dict[str, Any]) -> ScanRow:
+    return ScanRow(
+        symbol=r["symbol"], market=r["market"], price=r["price"], bid=r["bid"], ask=r["ask"], volume=r["volume"],
+        turnover=r["turnover"], change_pct=r["change_pct"],
+        upper_limit=Decimal(r["upper_limit"]) if r["upper_limit"] is not None else None,
+        halted=bool(r["halted"]), stale_flag=bool(r["stale_flag"]), ts=r["ts"], n_bars=int(r["n_bars"]),
+        sma_short=r["sma_short"], sma_long=r["sma_long"], recent_high=r["recent_high"],
+    )
+
+
+class Scanner:
+    def __init__(self, rt: Runtime, *, fetch: Callable[[datetime, Params], Awaitable[list[ScanRow]]] | None = None,
+                 retry_delay_s: float = 0.2) -> None:
+        self.rt = rt
+        self.latest: ScanResult | None = None
+        self._fetch = fetch or self.fetch_rows
+        self._retry_delay_s = retry_delay_s
+
+    async def fetch_rows(self, now: datetime, p: Params) -> list[ScanRow]:
+        async with self.rt.pool.connection() as conn:
+            cur = await conn.execute(Q["scan_universe"], {
+                "now": now, "since": now - timedelta(minutes=p.lookback_min), "short": p.sma_short,
+                "long": p.sma_long, "breakout": p.breakout_bars, "depth": max(p.sma_long, p.breakout_bars + 1)})
+            return [_row(r) for r in await cur.fetchall()]
+
+    async def run_once(self) -> ScanResult:
+        """One poll: read, filter, evaluate, store candidates, record CandidateScanned."""
+        t0 = time.perf_counter()
+        now = self.rt.now()
+        async with self.rt.pool.connection() as conn:
+            pv = await self.rt.params(conn)
+        logger.info("scan poll started (params {})", pv.version)
+        rows: list[ScanRow] = await retry(lambda: self._fetch(now, pv.params), what="universe read",
+                                          base_delay_s=self._retry_delay_s)
+        outcome = scan(rows, pv.params, now)
+        keep = to_store(outcome, self.rt.cfg.scan_store_limit)
+        scan_id = uuid.uuid4()
+        by_symbol = {r.symbol: r for r in rows}
+        async with self.rt.pool.connection() as conn:
+            async with conn.cursor() as cur:
+                await cur.executemany(Q["insert_candidate"], [
+                    {"scan_id": scan_id, "symbol": e.symbol, "signal": e.signal, "score": e.score,
+                     "price": by_symbol[e.symbol].price, "inputs": Jsonb(e.inputs),
+                     "filters": Jsonb({"passed": e.passed, "rejected_by": list(e.rejected_by)}),
+                     "params_version": pv.version, "market_ts": now}
+                    for e in keep])
+            signals = sorted((e for e in outcome.evaluations if e.signal), key=lambda e: e.score, reverse=True)
+            elapsed = (time.perf_counter() - t0) * 1000
+            await ops.emit(conn, "CandidateScanned",
+                           f"scan {scan_id}: {outcome.universe} symbols, {outcome.passed} passed filters, "
+                           f"{outcome.signals} signals ({elapsed:.0f} ms)",
+                           market_ts=now, scan_id=scan_id, universe=outcome.universe, passed=outcome.passed,
+                           signals=outcome.signals, excluded=outcome.excluded, stored=len(keep),
+                           top=[e.symbol for e in signals[:10]], elapsed_ms=round(elapsed, 1),
+                           params_version=pv.version)
+        logger.info("scan filters: excluded {}; candidates {}", outcome.excluded, [e.symbol for e in signals[:10]])
+        self.latest = ScanResult(scan_id, now, pv.version, outcome, signals, by_symbol, elapsed)
+        return self.latest

@@ -1,0 +1,167 @@
+"""KRX cash-equity rules shared by the simulator, Execution's validation and Strategy's sizing.
+
+Source: ``kis-api-facts.md`` section 8 (tick table unified 2023-01-25, ±30 % daily limits,
+sell-side tax from 2026-01-01).  Prices are whole won, so everything here is ``int`` or ``Decimal``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
+from enum import StrEnum
+
+from stock_manager.shared.clock import kst
+
+# (upper bound exclusive, tick) for stocks on KOSPI/KOSDAQ/KONEX.
+_TICKS: tuple[tuple[int, int], ...] = (
+    (2_000, 1),
+    (5_000, 5),
+    (20_000, 10),
+    (50_000, 50),
+    (200_000, 100),
+    (500_000, 500),
+)
+_TOP_TICK = 1_000
+ETF_TICK = 5
+
+DAILY_LIMIT_RATE = Decimal("0.30")
+
+OPEN_AUCTION_START = time(8, 30)
+SESSION_OPEN = time(9, 0)
+CLOSING_AUCTION_START = time(15, 20)
+SESSION_CLOSE = time(15, 30)
+# the closing auction uncrosses once, at a random moment up to this many seconds after 15:30
+CLOSE_UNCROSS_MAX_DELAY_S = 30
+# after the close (KRX 시간외 시장): trades at the closing price, then periodic single-price auctions
+POST_CLOSE_START = time(15, 40)  # 장후 시간외 종가, ORD_DVSN 06
+AFTER_HOURS_START = time(16, 0)  # 시간외 단일가, ORD_DVSN 07, an uncross every 10 minutes
+AFTER_HOURS_END = time(18, 0)
+# 시간외 단일가: limit prices within this fraction of the day's close, one uncross every 10 minutes
+AFTER_HOURS_BAND_RATE = Decimal("0.10")
+AFTER_HOURS_UNCROSS_EVERY_S = 600
+
+
+class Market(StrEnum):
+    KOSPI = "KOSPI"
+    KOSDAQ = "KOSDAQ"
+    KONEX = "KONEX"
+    ETF = "ETF"
+
+
+class Phase(StrEnum):
+    """Where the regular KRX session is at a given KST time."""
+
+    CLOSED = "CLOSED"
+    PRE_OPEN = "PRE_OPEN"  # 08:30-09:00 opening auction order intake
+    CONTINUOUS = "CONTINUOUS"  # 09:00-15:20
+    CLOSING_AUCTION = "CLOSING_AUCTION"  # 15:20-15:30, one uncross at 15:30 (+ up to 30 s)
+    POST_CLOSE = "POST_CLOSE"  # 15:40-16:00 장후 시간외: at the day's closing price only
+    AFTER_HOURS = "AFTER_HOURS"  # 16:00-18:00 시간외 단일가: single-price auctions every 10 minutes
+
+
+def tick_size(price: int, market: Market = Market.KOSPI) -> int:
+    """The tick in force at ``price``."""
+    if market is Market.ETF:
+        return ETF_TICK
+    for bound, tick in _TICKS:
+        if price < bound:
+            return tick
+    return _TOP_TICK
+
+
+def on_tick(price: int, market: Market = Market.KOSPI) -> bool:
+    return price > 0 and price % tick_size(price, market) == 0
+
+
+def round_to_tick(price: int, market: Market = Market.KOSPI, *, up: bool = False) -> int:
+    """Round ``price`` onto the tick grid: down by default (a buyer never pays more), up if asked."""
+    tick = tick_size(price, market)
+    down = price - price % tick
+    if up and down != price:
+        nxt = down + tick
+        # the tick can widen exactly at a band edge; the grid there is the wider band's
+        return nxt if nxt % tick_size(nxt, market) == 0 else round_to_tick(nxt, market, up=True)
+    return down
+
+
+def ticks_away(price: int, n: int, market: Market = Market.KOSPI) -> int:
+    """The price ``n`` ticks above (n > 0) or below (n < 0) an on-tick ``price``."""
+    p = price
+    for _ in range(abs(n)):
+        if n > 0:
+            p += tick_size(p, market)
+        else:
+            p -= tick_size(p - 1, market)
+    return p
+
+
+def price_limits(base_price: int, market: Market = Market.KOSPI) -> tuple[int, int]:
+    """(lower, upper) daily limit prices from the base (prior close): ±30 %, on the tick grid.
+
+    KRX rounds the limit toward the base price so it never exceeds 30 %.
+    """
+    raw_up = int((Decimal(base_price) * (1 + DAILY_LIMIT_RATE)).to_integral_value(ROUND_DOWN))
+    raw_down = int((Decimal(base_price) * (1 - DAILY_LIMIT_RATE)).to_integral_value(ROUND_HALF_UP))
+    upper = round_to_tick(raw_up, market)
+    lower = round_to_tick(raw_down, market, up=True)
+    return max(lower, 1), upper
+
+
+def after_hours_limits(close: int, base: int, market: Market = Market.KOSPI) -> tuple[int, int]:
+    """(lower, upper) limit prices of 시간외 단일가: ±10 % of the day's close, never outside the daily limits.
+
+    Rounded onto the tick grid toward the close, as the daily limits are toward the base, so the
+    band never exceeds 10 %.
+    """
+    raw_up = int((Decimal(close) * (1 + AFTER_HOURS_BAND_RATE)).to_integral_value(ROUND_DOWN))
+    raw_down = int((Decimal(close) * (1 - AFTER_HOURS_BAND_RATE)).to_integral_value(ROUND_UP))
+    day_lower, day_upper = price_limits(base, market)
+    upper = min(round_to_tick(raw_up, market), day_upper)
+    lower = max(round_to_tick(raw_down, market, up=True), day_lower)
+    return lower, upper
+
+
+def phase_at(at: datetime) -> Phase:
+    """Session phase at ``at`` (weekends closed; holidays are not modelled)."""
+    local = kst(at)
+    if local.weekday() >= 5:
+        return Phase.CLOSED
+    t = local.time()
+    if OPEN_AUCTION_START <= t < SESSION_OPEN:
+        return Phase.PRE_OPEN
+    if SESSION_OPEN <= t < CLOSING_AUCTION_START:
+        return Phase.CONTINUOUS
+    if CLOSING_AUCTION_START <= t < SESSION_CLOSE:
+        return Phase.CLOSING_AUCTION
+    if POST_CLOSE_START <= t < AFTER_HOURS_START:
+        return Phase.POST_CLOSE
+    if AFTER_HOURS_START <= t < AFTER_HOURS_END:
+        return Phase.AFTER_HOURS
+    return Phase.CLOSED
+
+
+def trade_date(at: datetime) -> date:
+    """The KST calendar date: KIS order numbers restart every trade date."""
+    return kst(at).date()
+
+
+def sell_tax_rate(market: Market, on: date) -> Decimal:
+    """Securities transaction tax plus 농특세 on the sell side."""
+    if market is Market.ETF:
+        return Decimal(0)
+    if market is Market.KONEX:
+        return Decimal("0.0010")
+    return Decimal("0.0020") if on >= date(2026, 1, 1) else Decimal("0.0015")
+
+
+DEFAULT_COMMISSION_RATE = Decimal("0.00015")
+
+
+def commission(amount: Decimal | int, rate: Decimal = DEFAULT_COMMISSION_RATE) -> Decimal:
+    """Brokerage commission in whole won, rounded down (KIS truncates below 1 won)."""
+    return (Decimal(amount) * rate).to_integral_value(ROUND_DOWN)
+
+
+def sell_tax(amount: Decimal | int, market: Market, on: date) -> Decimal:
+    """Sell-side tax in whole won, rounded down."""
+    return (Decimal(amount) * sell_tax_rate(market, on)).to_integral_value(ROUND_DOWN)

@@ -1,0 +1,137 @@
+"""The frame every service process runs in.
+
+It loads settings (one clear line and exit 2 when one is missing or malformed), configures
+logging, opens the pool as the service's own role, heartbeats, records start and stop in
+``ops.events``, and turns SIGTERM/SIGINT into a clean stop.  The service itself is one coroutine
+``body(ctx)`` that runs until it returns or the process is told to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from loguru import logger
+
+from stock_manager.shared import events
+from stock_manager.shared.clock import Clock, SystemClock
+from stock_manager.shared.clock_sync import SimClock
+from stock_manager.shared.db.listen import Listener
+from stock_manager.shared.db.pool import Pool, open_pool
+from stock_manager.shared.heartbeat import Heartbeat
+from stock_manager.shared.logging import redact, setup_logging
+from stock_manager.shared.runtime import install_uvloop, tune_gc
+from stock_manager.shared.settings import Mode, Settings, SettingsError, load_settings
+
+
+@dataclass
+class ServiceContext:
+    name: str
+    settings: Settings
+    pool: Pool
+    clock: Clock
+    instance_id: str
+    heartbeat: Heartbeat
+    listener: Listener
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    async def emit(self, kind: str, message: str = "", **kw: Any) -> None:
+        async with self.pool.connection() as conn:
+            await events.emit(conn, self.name, kind, message, market_ts=self.clock.now(), **kw)
+
+
+ServiceBody = Callable[[ServiceContext], Awaitable[None]]
+
+
+def instance_id_for(name: str) -> str:
+    return os.environ.get("SM_INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def run_service(name: str, body: ServiceBody, *, pool_size: int = 8) -> int:
+    """Run a service to completion; returns the process exit code."""
+    try:
+        settings = load_settings()
+        settings.require_database()
+    except SettingsError as e:
+        print(f"stock-manager {name}: {e}", file=sys.stderr)
+        return 2
+    instance = instance_id_for(name)
+    setup_logging(name, instance, level=settings.sm_log_level, json=settings.sm_log_json,
+                  secrets=settings.secret_values())
+    install_uvloop()
+    try:
+        asyncio.run(_main(name, instance, settings, body, pool_size))
+    except SettingsError as e:
+        print(f"stock-manager {name}: {e}", file=sys.stderr)
+        return 2
+    except psycopg.OperationalError as e:
+        logger.error("database unavailable: {}", redact(str(e).splitlines()[0] if str(e) else type(e).__name__))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+async def make_clock(settings: Settings) -> Clock:
+    if settings.sm_mode is Mode.SIM:
+        clock = SimClock(settings.rest_url)
+        await clock.start()
+        return clock
+    return SystemClock()
+
+
+async def _main(name: str, instance: str, settings: Settings, body: ServiceBody, pool_size: int) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+
+    url = settings.role_url(name)
+    clock = await make_clock(settings)
+    pool = await open_pool(url, max_size=pool_size, name=name)
+    listener = Listener(url)
+    ctx_info: dict[str, Any] = {}
+    hb = Heartbeat(pool, name, instance, clock, interval_s=settings.sm_heartbeat_s, info=lambda: ctx_info)
+    ctx = ServiceContext(name, settings, pool, clock, instance, hb, listener, stopping, ctx_info)
+    try:
+        await hb.start()
+        await ctx.emit("ServiceStarted", f"{name} started", pid=os.getpid(), mode=settings.sm_mode.value)
+        logger.info("{} started (pid {}, mode {})", name, os.getpid(), settings.sm_mode.value)
+        hb.status = "RUNNING"
+        await listener.start()
+        tune_gc()  # start-up is done: what exists now lives long
+        work: asyncio.Task[None] = asyncio.ensure_future(body(ctx))
+        stop_wait = asyncio.create_task(stopping.wait())
+        done, _ = await asyncio.wait({work, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if work in done:
+            stop_wait.cancel()
+            work.result()  # a body that dies raises here and the supervisor restarts the process
+        else:
+            logger.info("{} stopping", name)
+            hb.status = "STOPPING"
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+    finally:
+        await listener.stop()
+        with contextlib.suppress(Exception):
+            await ctx.emit("ServiceStopped", f"{name} stopped", pid=os.getpid())
+        await hb.stop()
+        await pool.close()
+        if isinstance(clock, SimClock):
+            await clock.stop()
+        logger.info("{} stopped", name)
+
+
+async def idle_until_stopped(ctx: ServiceContext) -> None:
+    """A body that only heartbeats: what a service is before it has work of its own."""
+    await ctx.stopping.wait()
