@@ -70,6 +70,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command, made safe for pipes: ``stock-manager status | head -3`` ends quietly.
+
+    A reader that goes away raises BrokenPipeError on our next write (Python ignores SIGPIPE, and
+    restoring its default would also kill the services on a dropped socket).  The output is flushed
+    here so the error surfaces inside the handler rather than at interpreter exit, and stdout is
+    pointed at /dev/null so the final flush cannot raise again.  141 is what a shell reports for a
+    tool stopped by SIGPIPE.
+    """
+    try:
+        try:
+            code = _command(argv)
+        except SystemExit:  # argparse's --help and usage errors print, then exit
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    return code
+
+
+def _command(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["soak"]:
         from stock_manager.soak import main as soak_main
@@ -285,7 +308,11 @@ async def _draw(sup: Supervisor, database_url: str) -> None:
             text = status_mod.render(await status_mod.snapshot(database_url), children)
         except Exception as e:  # the screen must never take the supervisor down
             text = f"(status unavailable: {type(e).__name__})"
-        if tty:
-            print("\x1b[2J\x1b[H" + text + "\n\nCtrl-C stops everything.", flush=True)
-        else:
-            print(text, flush=True)
+        try:
+            if tty:
+                print("\x1b[2J\x1b[H" + text + "\n\nCtrl-C stops everything.", flush=True)
+            else:
+                print(text, flush=True)
+        except BrokenPipeError:  # `up | head`: the reader left; the system keeps running unseen
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return

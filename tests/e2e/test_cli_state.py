@@ -46,3 +46,39 @@ def test_status_prints_one_screen(db: TestDb) -> None:
     assert out.returncode == 0, out.stderr
     assert "trading state: ACTIVE" in out.stdout
     assert "open intents 0" in out.stdout
+
+
+def _into_closed_pipe(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """Run the CLI with stdout a pipe whose reader is already gone, as `| head -0` leaves it."""
+    import os
+
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "stock_manager", *args], stdout=w, stderr=subprocess.PIPE,
+                              text=True, env=env, timeout=60, check=False)
+    finally:
+        os.close(w)
+    return proc.returncode, proc.stderr
+
+
+def test_printing_into_a_closed_pipe_ends_quietly(db: TestDb) -> None:
+    env = clean_env(DATABASE_URL=db.admin_url)
+    for args in (("status",), ("status", "--json"), ("--help",), ("halt",), ("resume",)):
+        code, err = _into_closed_pipe(env, *args)
+        assert "Traceback" not in err, (args, err)
+        assert "BrokenPipeError" not in err, (args, err)
+        assert err == "", (args, err)
+        assert code == (0 if args == ("--help",) else 141), (args, code)  # argparse swallows its own EPIPE
+
+
+def test_status_into_head_prints_its_first_lines(db: TestDb) -> None:
+    cli = subprocess.Popen([sys.executable, "-m", "stock_manager", "status"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=clean_env(DATABASE_URL=db.admin_url))
+    head = subprocess.run(["head", "-1"], stdin=cli.stdout, capture_output=True, text=True, timeout=60, check=True)
+    assert cli.stdout is not None
+    cli.stdout.close()
+    _, err = cli.communicate(timeout=60)
+    assert head.stdout.strip()
+    assert b"Traceback" not in err
+    assert cli.returncode in (0, 141)
