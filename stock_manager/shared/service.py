@@ -2,8 +2,10 @@
 
 It loads settings (one clear line and exit 2 when one is missing or malformed), configures
 logging, opens the pool as the service's own role, heartbeats, records start and stop in
-``ops.events``, and turns SIGTERM/SIGINT into a clean stop.  The service itself is one coroutine
-``body(ctx)`` that runs until it returns or the process is told to stop.
+``ops.events``, and turns SIGTERM/SIGINT, or end-of-file on stdin when ``up`` started it (the stop
+protocol of ``stock_manager.shared.platform``, the same on Windows and POSIX), into a clean stop.
+The service itself is one coroutine ``body(ctx)`` that runs until it returns or the process is
+told to stop.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -21,11 +22,11 @@ from typing import Any
 import psycopg
 from loguru import logger
 
-from stock_manager.shared import events
+from stock_manager.shared import events, platform
 from stock_manager.shared.clock import Clock, SystemClock
 from stock_manager.shared.clock_sync import SimClock
 from stock_manager.shared.db.listen import Listener
-from stock_manager.shared.db.pool import Pool, open_pool
+from stock_manager.shared.db.pool import Pool, open_pool, wait_until_reachable
 from stock_manager.shared.heartbeat import Heartbeat
 from stock_manager.shared.logging import redact, setup_logging
 from stock_manager.shared.runtime import install_uvloop, tune_gc
@@ -92,10 +93,15 @@ async def make_clock(settings: Settings) -> Clock:
 async def _main(name: str, instance: str, settings: Settings, body: ServiceBody, pool_size: int) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+    platform.on_stop_signals(loop, stopping.set)
+    if platform.stop_on_stdin_close_wanted():
+        platform.watch_stdin_close(lambda: platform.call_soon_if_running(loop, stopping.set))
 
     url = settings.role_url(name)
+    # before the simulator's clock, whose first sync may wait 10 s: a missing database is the first
+    # thing an operator needs to hear about
+    if not await wait_until_reachable(url, stopping, lambda line: logger.error("{}", line)):
+        return
     clock = await make_clock(settings)
     pool = await open_pool(url, max_size=pool_size, name=name)
     listener = Listener(url)
