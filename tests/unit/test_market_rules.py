@@ -7,14 +7,19 @@ import pytest
 
 from stock_manager.shared.clock import KST
 from stock_manager.shared.market_rules import (
+    FeeSchedule,
+    FeeTier,
     Market,
     Phase,
     commission,
     on_tick,
+    parse_fee_schedule,
     phase_at,
     price_limits,
     round_to_tick,
     sell_tax,
+    sell_tax_rate,
+    settlement_date,
     tick_size,
     ticks_away,
 )
@@ -45,6 +50,41 @@ def test_daily_limits_are_thirty_percent_on_the_grid() -> None:
     assert hi == 13_420 and lo == 7_240 and on_tick(hi) and on_tick(lo)
 
 
+@pytest.mark.parametrize(("base", "lower", "upper"),
+                         [(9_940, 6_960, 12_920), (1_003, 703, 1_303), (200_500, 140_500, 260_500),
+                          (1_990, 1_393, 2_585), (70_000, 49_000, 91_000)])
+def test_daily_limits_move_one_amount_cut_to_the_base_tick(base: int, lower: int, upper: int) -> None:
+    assert price_limits(base) == (lower, upper)
+
+
+def _krx_limits(base: int, percent: int) -> tuple[int, int]:
+    """The KRX rule in integers, written apart from the code under test."""
+    tick = tick_size(base)
+    amount = base * percent // 100 // tick * tick
+    up = base + amount
+    return base - amount, up - up % tick_size(up)
+
+
+def _on_tick_bases(lo: int, hi: int) -> list[int]:
+    out, p = [], lo
+    while p <= hi:
+        out.append(p)
+        p += tick_size(p)
+    return out
+
+
+def test_every_on_tick_base_from_1000_to_1000000_follows_the_rule() -> None:
+    bases = _on_tick_bases(1_000, 1_000_000)
+    assert len(bases) > 6_000
+    for base in bases:
+        lower, upper = price_limits(base)
+        assert (lower, upper) == _krx_limits(base, 30), base
+        assert on_tick(lower) and on_tick(upper), base
+        assert (base - lower) * 100 <= base * 30 and (upper - base) * 100 <= base * 30, base
+    for base in bases[::7]:
+        assert price_limits(base, Market.KONEX) == _krx_limits(base, 15), base
+
+
 def test_session_phases_in_kst() -> None:
     mon = datetime(2026, 11, 23, tzinfo=KST)
     assert phase_at(mon.replace(hour=8, minute=45)) is Phase.PRE_OPEN
@@ -59,3 +99,33 @@ def test_costs() -> None:
     assert sell_tax(1_000_000, Market.KOSPI, date(2025, 3, 1)) == Decimal(1500)
     assert sell_tax(1_000_000, Market.ETF, date(2026, 3, 1)) == 0
     assert commission(1_000_000) == Decimal(150)
+
+
+def test_sell_tax_follows_the_settlement_date() -> None:
+    assert settlement_date(date(2025, 12, 26)) == date(2025, 12, 30)  # Friday -> Tuesday
+    assert settlement_date(date(2025, 12, 30)) == date(2026, 1, 1)
+    # traded in 2025, settled in 2026: 2026's rate
+    assert sell_tax(1_000_000, Market.KOSPI, date(2025, 12, 30)) == Decimal(2000)
+    assert sell_tax(1_000_000, Market.KOSPI, date(2025, 12, 26)) == Decimal(1500)
+    assert sell_tax_rate(Market.KOSDAQ, date(2026, 1, 1)) == Decimal("0.0020")
+    assert sell_tax_rate(Market.KONEX, date(2025, 6, 1)) == Decimal("0.0010")
+
+
+def test_fee_schedule_tiers_by_trade_value() -> None:
+    fees = parse_fee_schedule('[{"below": 2000000, "rate": "0.004971"},'
+                              ' {"below": 50000000, "rate": "0.001971", "fixed": 2000}, {"rate": "0.0015"}]')
+    assert commission(1_000_000, fees) == Decimal(4971)
+    assert commission(2_000_000, fees) == Decimal(3942 + 2000)
+    assert commission(100_000_000, fees) == Decimal(150_000)
+    assert commission(1_000_000, FeeSchedule.flat(Decimal("0.00015"))) == commission(1_000_000)
+    assert commission(999, fees) == Decimal(4)  # the rate's part is cut to whole won
+
+
+@pytest.mark.parametrize("text", ['[]', '[{"rate": "0.02"}]', '[{"rate": "0.001", "below": 5}]',
+                                  '[{"rate": "0.001"}, {"rate": "0.001"}]', '[{"rate": "x"}]', 'not json',
+                                  '[{"below": 9, "rate": "0.001"}, {"below": 5, "rate": "0.001"}, {"rate": "0"}]'])
+def test_malformed_fee_schedules_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        parse_fee_schedule(text)
+    with pytest.raises(ValueError, match="positive"):
+        FeeSchedule((FeeTier(Decimal("0.001"), below=-1), FeeTier(Decimal(0))))
