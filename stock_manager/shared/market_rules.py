@@ -6,9 +6,12 @@ sell-side tax from 2026-01-01).  Prices are whole won, so everything here is ``i
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
-from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from enum import StrEnum
+
+from pydantic import TypeAdapter, ValidationError
 
 from stock_manager.shared.calendar import Session, TradingCalendar, installed
 from stock_manager.shared.clock import kst
@@ -26,6 +29,7 @@ _TOP_TICK = 1_000
 ETF_TICK = 5
 
 DAILY_LIMIT_RATE = Decimal("0.30")
+KONEX_LIMIT_RATE = Decimal("0.15")  # KONEX kept the old ±15 % when KOSPI/KOSDAQ went to ±30 % (2015-06-15)
 
 OPEN_AUCTION_START = time(8, 30)
 SESSION_OPEN = time(9, 0)
@@ -97,15 +101,20 @@ def ticks_away(price: int, n: int, market: Market = Market.KOSPI) -> int:
 
 
 def price_limits(base_price: int, market: Market = Market.KOSPI) -> tuple[int, int]:
-    """(lower, upper) daily limit prices from the base (prior close): ±30 %, on the tick grid.
+    """(lower, upper) daily limit prices from the base price (usually the prior close).
 
-    KRX rounds the limit toward the base price so it never exceeds 30 %.
+    KRX computes one amount, the base times the limit rate cut down to the tick of the *base*
+    price, and moves it both ways; an upper limit that lands in a wider band is then cut down to
+    that band's tick.  Rounding each side's price separately (as this did before) gets the lower
+    limit wrong for about one base in five.  Lower limits need no second cut: ticks widen by
+    multiples, so base minus a multiple of the base's tick is on the narrower grid below it.
     """
-    raw_up = int((Decimal(base_price) * (1 + DAILY_LIMIT_RATE)).to_integral_value(ROUND_DOWN))
-    raw_down = int((Decimal(base_price) * (1 - DAILY_LIMIT_RATE)).to_integral_value(ROUND_HALF_UP))
-    upper = round_to_tick(raw_up, market)
-    lower = round_to_tick(raw_down, market, up=True)
-    return max(lower, 1), upper
+    rate = KONEX_LIMIT_RATE if market is Market.KONEX else DAILY_LIMIT_RATE
+    tick = tick_size(base_price, market)
+    raw = int((Decimal(base_price) * rate).to_integral_value(ROUND_DOWN))
+    amount = raw - raw % tick
+    upper = round_to_tick(base_price + amount, market)
+    return max(base_price - amount, 1), upper
 
 
 def after_hours_limits(close: int, base: int, market: Market = Market.KOSPI) -> tuple[int, int]:
@@ -157,23 +166,119 @@ def trade_date(at: datetime) -> date:
     return kst(at).date()
 
 
-def sell_tax_rate(market: Market, on: date) -> Decimal:
-    """Securities transaction tax plus 농특세 on the sell side."""
+SETTLEMENT_LAG_DAYS = 2  # KRX cash equities settle on T+2 business days
+
+
+def settlement_date(traded: date) -> date:
+    """The day a trade on ``traded`` settles: T+2 business days (weekends skipped, holidays not modelled)."""
+    out, n = traded, SETTLEMENT_LAG_DAYS
+    while n > 0:
+        out += timedelta(days=1)
+        if out.weekday() < 5:
+            n -= 1
+    return out
+
+
+def sell_tax_rate(market: Market, settles: date) -> Decimal:
+    """Securities transaction tax plus 농특세 on the sell side, by the *settlement* date.
+
+    The tax falls due when the shares change hands, at settlement, so a sale in the last two
+    trading days of 2025 already pays 2026's rate.
+    """
     if market is Market.ETF:
         return Decimal(0)
     if market is Market.KONEX:
         return Decimal("0.0010")
-    return Decimal("0.0020") if on >= date(2026, 1, 1) else Decimal("0.0015")
+    return Decimal("0.0020") if settles >= date(2026, 1, 1) else Decimal("0.0015")
 
 
 DEFAULT_COMMISSION_RATE = Decimal("0.00015")
+MAX_COMMISSION_RATE = Decimal("0.01")
 
 
-def commission(amount: Decimal | int, rate: Decimal = DEFAULT_COMMISSION_RATE) -> Decimal:
+@dataclass(frozen=True, slots=True)
+class FeeTier:
+    """One band of a fee schedule: ``rate`` of the trade value plus ``fixed`` won, for values below ``below``."""
+
+    rate: Decimal
+    below: int | None = None  # exclusive upper bound of the trade value in won; None: no bound
+    fixed: int = 0
+
+    def __post_init__(self) -> None:
+        if not Decimal(0) <= self.rate <= MAX_COMMISSION_RATE:
+            raise ValueError(f"a rate must be between 0 and {MAX_COMMISSION_RATE}, not {self.rate}")
+        if self.below is not None and self.below <= 0:
+            raise ValueError("a tier's bound must be a positive number of won")
+        if self.fixed < 0:
+            raise ValueError("a fixed fee cannot be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class FeeSchedule:
+    """Brokerage fees tiered by trade value.
+
+    KIS's non-face-to-face (online) accounts pay one flat rate; branch and phone accounts pay by
+    bands of trade value, some with a fixed amount on top, so a single rate cannot describe them.
+    Tiers go up by their bounds and the last has none, so every value falls in exactly one.
+    """
+
+    tiers: tuple[FeeTier, ...]
+
+    def __post_init__(self) -> None:
+        if not self.tiers:
+            raise ValueError("a fee schedule needs at least one tier")
+        bounds = [t.below for t in self.tiers[:-1]]
+        if any(b is None for b in bounds) or self.tiers[-1].below is not None:
+            raise ValueError("only the last tier may be unbounded, and it must be")
+        known = [b for b in bounds if b is not None]
+        if known != sorted(set(known)):
+            raise ValueError("tier bounds must increase")
+
+    @classmethod
+    def flat(cls, rate: Decimal) -> FeeSchedule:
+        return cls((FeeTier(rate),))
+
+    def tier(self, amount: Decimal | int) -> FeeTier:
+        for t in self.tiers:
+            if t.below is None or amount < t.below:
+                return t
+        raise AssertionError("unreachable: the last tier is unbounded")
+
+    def fee(self, amount: Decimal | int) -> Decimal:
+        """The fee in whole won, the rate's part rounded down (KIS truncates below 1 won)."""
+        t = self.tier(amount)
+        return (Decimal(amount) * t.rate).to_integral_value(ROUND_DOWN) + t.fixed
+
+
+# what a fee setting may be: one flat rate or a schedule
+Fees = Decimal | FeeSchedule
+
+
+def parse_fee_schedule(text: str) -> FeeSchedule:
+    """A schedule from JSON: ``[{"below": 2000000, "rate": "0.004971"}, {"rate": "0.0015", "fixed": 2000}]``.
+
+    One parser for every process that charges fees (Execution and the simulator), so both read
+    the same setting the same way.  A malformed schedule raises ``ValueError`` naming the problem.
+    """
+    try:
+        tiers = _TIERS.validate_json(text)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise ValueError(f"{err['msg']}{f' at {where}' if where else ''}") from None
+    return FeeSchedule(tiers)
+
+
+_TIERS: TypeAdapter[tuple[FeeTier, ...]] = TypeAdapter(tuple[FeeTier, ...])
+
+
+def commission(amount: Decimal | int, fees: Fees = DEFAULT_COMMISSION_RATE) -> Decimal:
     """Brokerage commission in whole won, rounded down (KIS truncates below 1 won)."""
-    return (Decimal(amount) * rate).to_integral_value(ROUND_DOWN)
+    if isinstance(fees, FeeSchedule):
+        return fees.fee(amount)
+    return (Decimal(amount) * fees).to_integral_value(ROUND_DOWN)
 
 
-def sell_tax(amount: Decimal | int, market: Market, on: date) -> Decimal:
-    """Sell-side tax in whole won, rounded down."""
-    return (Decimal(amount) * sell_tax_rate(market, on)).to_integral_value(ROUND_DOWN)
+def sell_tax(amount: Decimal | int, market: Market, traded: date) -> Decimal:
+    """Sell-side tax in whole won, rounded down, at the rate of the trade's settlement date."""
+    return (Decimal(amount) * sell_tax_rate(market, settlement_date(traded))).to_integral_value(ROUND_DOWN)
