@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import socket
 import sys
 import time
@@ -20,6 +19,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from stock_manager import status as status_mod
+from stock_manager.shared import platform
 from stock_manager.shared.db.migrate import MigrationError, migrate, set_role_passwords
 from stock_manager.shared.db.pool import connect
 from stock_manager.shared.logging import redact
@@ -99,6 +99,7 @@ def _command(argv: Sequence[str] | None) -> int:
 
         return soak_main(argv[1:])
     args = build_parser().parse_args(argv)
+    platform.use_selector_event_loop()  # before any asyncio.run: psycopg needs it on Windows
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     try:
         if args.command == "run":
@@ -281,9 +282,7 @@ async def _supervise(settings: Settings, database_url: str, *, show_status: bool
     sup = Supervisor(child_specs(settings, database_url), log_dir=settings.sm_data_dir / "logs")
     print(f"stock-manager: dashboard at http://{settings.sm_dashboard_addr}/ (metrics at /metrics)", file=sys.stderr)
     screen_url = monitor_url(settings.model_copy(update={"database_url": database_url}))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, sup.request_stop)
+    platform.on_stop_signals(asyncio.get_running_loop(), sup.request_stop)
     screen = asyncio.create_task(_draw(sup, screen_url)) if show_status else None
     try:
         await sup.run()

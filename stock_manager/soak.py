@@ -62,6 +62,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from stock_manager.shared import platform
 from stock_manager.shared.clock import KST, kst
 from stock_manager.shared.db.migrate import migrate
 from stock_manager.shared.market_rules import POST_CLOSE_START, Market, price_limits
@@ -349,7 +350,7 @@ class Soak:
                 name = victims[sum(self.kills.values()) % len(victims)]
                 child = next(c for c in self.sup.children if c.spec.name == name)
                 if child.pid:
-                    os.kill(child.pid, signal.SIGKILL)
+                    platform.kill_hard(child.pid)
                     self.kills[name] += 1
                 next_kill = time.monotonic() + self.kill_every_s * self.rng.uniform(0.6, 1.4)
             await asyncio.sleep(0.5)

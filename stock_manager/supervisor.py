@@ -2,7 +2,10 @@
 
 A child that dies is restarted after a backoff that doubles up to a ceiling and resets once the
 child has stayed up for a while, so a crash loop cannot spin.  The others are never touched.
-Ctrl-C (or SIGTERM) stops the children in reverse start order: SIGTERM, then SIGKILL after a grace.
+Ctrl-C (or SIGTERM) stops the children in reverse start order by the stop protocol of
+``stock_manager.shared.platform``: the supervisor closes the child's stdin, the child drains and
+exits, and one still running after the grace is killed with its process tree.  No signal crosses
+between processes, so Windows and POSIX stop the same way and the Linux tests cover both.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from stock_manager.shared import platform
 
 
 @dataclass(frozen=True)
@@ -83,10 +87,11 @@ class Supervisor:
 
     async def _spawn(self, child: Child) -> None:
         log = self._logs[child.spec.name]
-        env = {**os.environ, **child.spec.env}
+        env = {**os.environ, **child.spec.env, platform.STOP_ON_STDIN_CLOSE: "1"}
+        # stdin is the stop line (closed: stop); Ctrl-C reaches the supervisor only
         child.proc = await asyncio.create_subprocess_exec(
-            *child.spec.argv, env=env, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops children in order
+            *child.spec.argv, env=env, stdout=log, stderr=log, stdin=asyncio.subprocess.PIPE,
+            **platform.detached_child_options(),
         )
         child.started_mono = time.monotonic()
 
@@ -142,16 +147,21 @@ class Supervisor:
             proc = child.proc
             if proc is None or proc.returncode is not None:
                 continue
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
+            ask_to_stop(proc)
             try:
                 await asyncio.wait_for(proc.wait(), self._grace)
             except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                _note(f"{child.spec.name} still running {self._grace:.0f}s after being asked to stop; killing it")
+                platform.kill_tree(proc.pid)
                 await proc.wait()
         for log in self._logs.values():
             log.close()
+
+
+def ask_to_stop(proc: asyncio.subprocess.Process) -> None:
+    """Close the child's stdin: the stop protocol's one message."""
+    if proc.stdin is not None and not proc.stdin.is_closing():
+        proc.stdin.close()
 
 
 def _note(text: str) -> None:

@@ -21,7 +21,7 @@ from psycopg_pool import PoolTimeout
 from stock_manager.dashboard.alerts import AlertConfig, Alerter, Webhook
 from stock_manager.dashboard.app import create_app
 from stock_manager.dashboard.config import DashboardConfig, listen_addr, load_dashboard_config, writer_url
-from stock_manager.shared import events
+from stock_manager.shared import events, platform
 from stock_manager.shared.clock import Clock, SystemClock
 from stock_manager.shared.clock_sync import SimClock
 from stock_manager.shared.db.pool import Pool, connect, open_pool
@@ -95,6 +95,8 @@ async def serve(settings: Settings, cfg: DashboardConfig, host: str, port: int, 
     # that (and a signal during start-up) a clean stop rather than death by the default action.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
+    if platform.stop_on_stdin_close_wanted():  # started by `up`: its stop protocol
+        platform.watch_stdin_close(lambda: setattr(server, "should_exit", True))
     try:
         if hb is not None and writer is not None:
             await hb.start()

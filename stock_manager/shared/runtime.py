@@ -2,7 +2,9 @@
 
 At 20,000 prints a second (PriceSync) or hundreds of orders a second (Execution) the asyncio
 machinery itself is a noticeable share of a core; uvloop (it comes with ``uvicorn[standard]``)
-takes about a tenth off.  ``SM_UVLOOP=0`` keeps the standard loop.
+takes about a tenth off.  ``SM_UVLOOP=0`` keeps the standard loop.  uvloop does not exist on
+Windows (``uvicorn[standard]`` leaves it out there), so there the selector loop that
+``stock_manager.shared.platform.use_selector_event_loop`` chose stays.
 
 Every print allocates a handful of short-lived objects that reference counting frees at once.
 With the default thresholds the cyclic collector still runs hundreds of times a minute, and when
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
 
 # Young-generation threshold: objects allocated (net) between two collections.
 GC_GEN0 = 50_000
@@ -27,7 +30,7 @@ def uvloop_wanted() -> bool:
 
 def install_uvloop() -> bool:
     """Make ``asyncio.run`` (as ``stock_manager.shared.service.run_service`` calls it) use uvloop."""
-    if not uvloop_wanted():
+    if not uvloop_wanted() or sys.platform == "win32":
         return False
     try:
         import uvloop

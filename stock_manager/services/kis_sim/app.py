@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stock_manager.shared import platform
 from stock_manager.shared.clock import Clock
 
 from . import control, rest
@@ -119,4 +120,6 @@ async def serve(
     else:
         cfg = replace(config, env=env) if env != config.env and env != "real" else config
     server = uvicorn.Server(uvicorn_config(create_app(cfg, data_dir=data_dir), host, port))
+    if platform.stop_on_stdin_close_wanted():  # started by `up`: its stop protocol
+        platform.watch_stdin_close(lambda: setattr(server, "should_exit", True))
     await server.serve()

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
 import operator
@@ -64,6 +63,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from stock_manager.shared import platform
 from stock_manager.shared.clock import ScaledClock
 from stock_manager.shared.market_rules import Phase, phase_at, trade_date
 
@@ -353,11 +353,9 @@ class Store:
         self.clock = clock
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not platform.lock_exclusive(self._lock_fd):
             os.close(self._lock_fd)
-            raise StateError(f"another simulator is using {self.dir}") from None
+            raise StateError(f"another simulator is using {self.dir}")
         self._gen = 0  # the journal being appended to is journal-<gen>
         self._fd = -1
         self._journal_bytes = 0
