@@ -105,6 +105,24 @@ def test_kill_9_of_one_service_restarts_it_and_the_others_never_stop(db: TestDb,
     assert not final, f"services still running after Ctrl-C: {final}"
     for pid in pids.values():
         assert not _alive(pid)
+    # each stopped itself (stdin closed, the stop protocol), none was killed after the grace
+    assert _stopped_cleanly(db.admin_url, pids) == set(SERVICES)
+
+
+def _stopped_cleanly(url: str, pids: dict[str, int]) -> set[str]:
+    """Services whose last process recorded its own ServiceStopped."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT service, (data->>'pid')::int FROM ops.events WHERE kind = 'ServiceStopped'"
+                            ).fetchall()
+    stopped = {(service, pid) for service, pid in rows}
+    last = {s: p for s, p in _last_pids(url).items() if s in pids}
+    return {s for s, p in last.items() if (s, p) in stopped}
+
+
+def _last_pids(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT service, pid FROM ops.heartbeats").fetchall()
+    return {service: pid for service, pid in rows}
 
 
 def test_up_on_a_fresh_checkout_uses_an_embedded_postgres(tmp_path: Path) -> None:
