@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.types.json import Jsonb
 
+from stock_manager import calendar_cmd
 from stock_manager import status as status_mod
 from stock_manager.shared import platform
 from stock_manager.shared.db.migrate import MigrationError, migrate, set_role_passwords
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     # its options are its own (python -m stock_manager.soak --help); main() hands them over whole
     sub.add_parser("soak", help="the whole stack under faults and SIGKILLs, then every invariant checked")
+
+    calendar_cmd.add_arguments(sub.add_parser(
+        "calendar", help="the trading calendar: refresh it from exchange-calendars, override a day, show it"))
 
     hc = sub.add_parser("healthcheck", help="exit 0 if SERVICE has a fresh heartbeat (docker healthcheck)")
     hc.add_argument("service", choices=SERVICES)
@@ -114,6 +118,8 @@ def _command(argv: Sequence[str] | None) -> int:
             return asyncio.run(_status(settings, watch=args.watch, as_json=args.json))
         if args.command in ("halt", "resume", "flatten"):
             return asyncio.run(_set_state(settings, args.command, args.reason))
+        if args.command == "calendar":
+            return asyncio.run(calendar_cmd.run(args, settings.require_database()))
         if args.command == "healthcheck":
             return asyncio.run(_healthcheck(settings, args.service, args.max_age))
     except SettingsError as e:
@@ -162,6 +168,7 @@ async def _migrate(settings: Settings) -> int:
     url, embedded = _database_url(settings)
     try:
         applied = await migrate(url)
+        await calendar_cmd.refresh(url)  # the library's days, so services never load pandas
         if settings.sm_db_role_password is not None:
             await set_role_passwords(url, settings.sm_db_role_password.get_secret_value())
     finally:
@@ -249,6 +256,7 @@ def _up(args: argparse.Namespace) -> int:
     url, embedded = _database_url(settings)
     try:
         applied = asyncio.run(migrate(url))
+        asyncio.run(calendar_cmd.refresh(url))
         if settings.sm_db_role_password is not None:
             asyncio.run(set_role_passwords(url, settings.sm_db_role_password.get_secret_value()))
         print(f"stock-manager: migrations {'applied: ' + ', '.join(applied) if applied else 'up to date'}",
