@@ -13,7 +13,6 @@ from enum import StrEnum
 
 from pydantic import TypeAdapter, ValidationError
 
-from stock_manager.shared.calendar import Session, TradingCalendar, installed
 from stock_manager.shared.clock import kst
 
 # (upper bound exclusive, tick) for stocks on KOSPI/KOSDAQ/KONEX.
@@ -131,34 +130,23 @@ def after_hours_limits(close: int, base: int, market: Market = Market.KOSPI) -> 
     return lower, upper
 
 
-def phase_at(at: datetime, calendar: TradingCalendar | None = None) -> Phase:
-    """Session phase at ``at``: the one question everybody asks about market hours.
-
-    Calendar-aware: a closed day is CLOSED all day, and a shifted day (10:00 first-day open, the
-    CSAT day's 10:00-16:30) moves every phase with its open and close.  ``calendar`` defaults to
-    the one the process installed (``shared.calendar.install``), so pure tests pass their own.
-    """
+def phase_at(at: datetime) -> Phase:
+    """Session phase at ``at`` (weekends closed; holidays are not modelled)."""
     local = kst(at)
-    session = (calendar or installed()).session(local.date())
-    if session is None:
+    if local.weekday() >= 5:
         return Phase.CLOSED
     t = local.time()
-    if session.open_auction_start <= t < session.open:
+    if OPEN_AUCTION_START <= t < SESSION_OPEN:
         return Phase.PRE_OPEN
-    if session.open <= t < session.closing_auction_start:
+    if SESSION_OPEN <= t < CLOSING_AUCTION_START:
         return Phase.CONTINUOUS
-    if session.closing_auction_start <= t < session.close:
+    if CLOSING_AUCTION_START <= t < SESSION_CLOSE:
         return Phase.CLOSING_AUCTION
-    if session.post_close_start <= t < session.after_hours_start:
+    if POST_CLOSE_START <= t < AFTER_HOURS_START:
         return Phase.POST_CLOSE
-    if session.after_hours_start <= t < session.after_hours_end:
+    if AFTER_HOURS_START <= t < AFTER_HOURS_END:
         return Phase.AFTER_HOURS
     return Phase.CLOSED
-
-
-def session_on(day: date, calendar: TradingCalendar | None = None) -> Session | None:
-    """The day's hours from the installed calendar (or ``calendar``); None when closed."""
-    return (calendar or installed()).session(day)
 
 
 def trade_date(at: datetime) -> date:
@@ -265,7 +253,8 @@ def parse_fee_schedule(text: str) -> FeeSchedule:
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
-        raise ValueError(f"{err['msg']}{f' at {where}' if where else ''}") from None
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{msg}{f' (tier {where})' if where else ''}") from None
     return FeeSchedule(tiers)
 
 
@@ -277,6 +266,28 @@ def commission(amount: Decimal | int, fees: Fees = DEFAULT_COMMISSION_RATE) -> D
     if isinstance(fees, FeeSchedule):
         return fees.fee(amount)
     return (Decimal(amount) * fees).to_integral_value(ROUND_DOWN)
+
+
+def affordable_qty(cash: int, unit: int, fees: Fees) -> int:
+    """The most shares at ``unit`` that ``cash`` pays for together with their commission.
+
+    Searched rather than divided: a tier's fixed amount or a bound between two quantities makes
+    the cost per share depend on the quantity.  Starts from the division at the first tier's rate
+    and walks a few steps either way.
+    """
+    if unit <= 0 or cash <= 0:
+        return 0
+
+    def cost(q: int) -> int:
+        return q * unit + int(commission(q * unit, fees))
+
+    rate = fees.tier(cash).rate if isinstance(fees, FeeSchedule) else fees
+    q = int(Decimal(cash) / (unit * (1 + rate)))
+    while q > 0 and cost(q) > cash:
+        q -= 1
+    while cost(q + 1) <= cash:
+        q += 1
+    return q
 
 
 def sell_tax(amount: Decimal | int, market: Market, traded: date) -> Decimal:

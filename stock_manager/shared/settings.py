@@ -10,11 +10,13 @@ import os
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from stock_manager.shared.market_rules import Fees, FeeSchedule, parse_fee_schedule
 
 ROLES = {
     "pricesync": "sm_pricesync",
@@ -74,6 +76,8 @@ class Settings(BaseSettings):
     # the HTTP layer under the KIS client: "lean" (shared/kis/transport.py) or httpx's "httpcore"
     kis_http_transport: Literal["lean", "httpcore"] = "lean"
     kis_commission_rate: Decimal = Field(default=Decimal("0.00015"), ge=0, le=Decimal("0.01"))
+    # fees tiered by trade value (branch/phone accounts), JSON; wins over KIS_COMMISSION_RATE when set
+    kis_fee_schedule: Annotated[FeeSchedule | None, NoDecode] = None
 
     @property
     def rate_limit(self) -> int:
@@ -92,6 +96,24 @@ class Settings(BaseSettings):
         except Exception as e:  # psycopg raises ProgrammingError with the reason
             raise ValueError("is not a valid PostgreSQL URL") from e
         return v
+
+    @field_validator("kis_fee_schedule", mode="before")
+    @classmethod
+    def _fee_schedule(cls, v: object) -> FeeSchedule | None:
+        """JSON in the environment (pydantic-settings is told not to decode it, so a bad one is a
+        ValidationError naming the setting rather than a parse error from deep inside the source)."""
+        if isinstance(v, FeeSchedule):
+            return v
+        if v is None or v == "":
+            return None
+        if isinstance(v, str):
+            return parse_fee_schedule(v)
+        raise ValueError("must be a JSON list of tiers")
+
+    @property
+    def fees(self) -> Fees:
+        """What each fill's commission follows: the schedule when given, else the flat rate."""
+        return self.kis_fee_schedule if self.kis_fee_schedule is not None else self.kis_commission_rate
 
     @field_validator("kis_account")
     @classmethod

@@ -20,7 +20,7 @@ from stock_manager.services.execution.rules import (
     validate,
 )
 from stock_manager.shared.clock import KST
-from stock_manager.shared.market_rules import Market
+from stock_manager.shared.market_rules import Market, parse_fee_schedule
 from stock_manager.shared.trade_states import OrderStatus
 
 RATE = Decimal("0.00015")
@@ -90,6 +90,17 @@ def test_costs() -> None:
     fee, tax = fill_costs("SELL", 10, Decimal(70_000), Market.KOSPI, day, RATE)
     assert (fee, tax) == (Decimal(105), Decimal(1400))
     assert fill_costs("BUY", 10, Decimal(70_000), Market.KOSPI, day, RATE)[1] == 0
+
+
+def test_costs_follow_a_tiered_schedule_and_the_settlement_date() -> None:
+    branch = parse_fee_schedule('[{"below": 2000000, "rate": "0.004971"}, {"rate": "0.001971", "fixed": 2000}]')
+    day = date(2026, 11, 23)
+    assert fill_costs("BUY", 10, Decimal(70_000), Market.KOSPI, day, branch) == (Decimal(3479), Decimal(0))
+    assert fill_costs("SELL", 100, Decimal(70_000), Market.KOSPI, day, branch) == (Decimal(13797 + 2000),
+                                                                                     Decimal(14000))
+    # sold on Tuesday 2025-12-30, settled in 2026: 2026's 0.20 %, not 2025's 0.15 %
+    assert fill_costs("SELL", 10, Decimal(70_000), Market.KOSPI, date(2025, 12, 30), RATE)[1] == Decimal(1400)
+    assert fill_costs("SELL", 10, Decimal(70_000), Market.KOSPI, date(2025, 12, 26), RATE)[1] == Decimal(1050)
 
 
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)

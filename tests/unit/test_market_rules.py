@@ -11,6 +11,7 @@ from stock_manager.shared.market_rules import (
     FeeTier,
     Market,
     Phase,
+    affordable_qty,
     commission,
     on_tick,
     parse_fee_schedule,
@@ -129,3 +130,12 @@ def test_malformed_fee_schedules_are_refused(text: str) -> None:
         parse_fee_schedule(text)
     with pytest.raises(ValueError, match="positive"):
         FeeSchedule((FeeTier(Decimal("0.001"), below=-1), FeeTier(Decimal(0))))
+
+
+def test_affordable_quantity_pays_for_its_commission() -> None:
+    fees = parse_fee_schedule('[{"below": 1000000, "rate": "0.005"}, {"rate": "0.001", "fixed": 2000}]')
+    for cash, unit in [(1_000_000, 7_000), (999_999, 1_000), (5_000_000, 71_000), (100, 200), (10_000_000, 1_003)]:
+        for f in (fees, Decimal("0.00015")):
+            q = affordable_qty(cash, unit, f)
+            assert q * unit + commission(q * unit, f) <= cash, (cash, unit, f)
+            assert (q + 1) * unit + commission((q + 1) * unit, f) > cash, (cash, unit, f)

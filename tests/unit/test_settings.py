@@ -2,16 +2,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from decimal import Decimal
 
 import pytest
 
+from stock_manager.shared.market_rules import FeeSchedule
 from stock_manager.shared.settings import Mode, SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     for k in ("DATABASE_URL", "SM_MODE", "KIS_APP_KEY", "KIS_APP_SECRET", "KIS_ACCOUNT", "KIS_HTS_ID",
-              "KIS_REST_URL", "KIS_WS_URL", "SM_DB_ROLE_PASSWORD", "KIS_APP_SECRET_FILE"):
+              "KIS_REST_URL", "KIS_WS_URL", "SM_DB_ROLE_PASSWORD", "KIS_APP_SECRET_FILE", "KIS_FEE_SCHEDULE",
+              "KIS_COMMISSION_RATE"):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.chdir(str(tmp_path))  # no stray .env
 
@@ -41,7 +44,10 @@ def test_a_missing_credential_outside_sim_names_itself(monkeypatch: pytest.Monke
     ("var", "value", "name"),
     [("KIS_ACCOUNT", "1234-5", "KIS_ACCOUNT"), ("SM_MODE", "prod", "SM_MODE"),
      ("DATABASE_URL", "host=x port=notaport =", "DATABASE_URL"), ("SM_DASHBOARD_ADDR", "nohost", "SM_DASHBOARD_ADDR"),
-     ("KIS_HTTP_TRANSPORT", "curl", "KIS_HTTP_TRANSPORT")],
+     ("KIS_HTTP_TRANSPORT", "curl", "KIS_HTTP_TRANSPORT"),
+     ("KIS_FEE_SCHEDULE", '[{"rate": "0.5"}]', "KIS_FEE_SCHEDULE"),
+     ("KIS_FEE_SCHEDULE", "0.015%", "KIS_FEE_SCHEDULE"),
+     ("KIS_FEE_SCHEDULE", '[{"rate": "0.001"}, {"rate": "0.002"}]', "KIS_FEE_SCHEDULE")],
 )
 def test_a_malformed_setting_is_one_line_naming_it(
     monkeypatch: pytest.MonkeyPatch, var: str, value: str, name: str
@@ -92,3 +98,26 @@ def test_a_service_without_database_url_stops_with_one_line(tmp_path: object) ->
     )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == ["stock-manager execution: setting DATABASE_URL is missing"]
+
+
+def test_fees_are_a_flat_rate_unless_a_schedule_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().fees == Decimal("0.00015")
+    monkeypatch.setenv("KIS_FEE_SCHEDULE",
+                       '[{"below": 2000000, "rate": "0.004971"}, {"rate": "0.0015", "fixed": 2000}]')
+    fees = load_settings().fees
+    assert isinstance(fees, FeeSchedule)
+    assert fees.fee(1_000_000) == Decimal(4971) and fees.fee(2_000_000) == Decimal(5000)
+
+
+@pytest.mark.parametrize("service", ["execution", "kis-sim"])
+def test_a_malformed_fee_schedule_stops_the_service_with_one_line(tmp_path: object, service: str) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DATABASE_URL": "postgresql://x@127.0.0.1:1/x",
+           "KIS_FEE_SCHEDULE": '[{"below": 100, "rate": "0.001"}]'}
+    out = subprocess.run(
+        [sys.executable, "-m", "stock_manager", "run", service, *(["--port", "1"] if service == "kis-sim" else [])],
+        capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=60, check=False,
+    )
+    assert out.returncode == 2
+    (line,) = out.stderr.strip().splitlines()
+    assert "setting KIS_FEE_SCHEDULE is malformed: " in line, line
+    assert line.endswith("only the last tier may be unbounded, and it must be"), line

@@ -11,6 +11,7 @@ from stock_manager.shared.broker import Broker
 from stock_manager.shared.clock import Clock
 from stock_manager.shared.db.listen import Waker
 from stock_manager.shared.db.pool import Pool
+from stock_manager.shared.market_rules import Fees
 from stock_manager.shared.resources import package_path
 from stock_manager.shared.sql import load_queries
 
@@ -40,10 +41,10 @@ class ExecutionConfig:
     max_submit_attempts: int = 3
     # reconcile passes between comparisons of our positions with the broker's (the first pass compares)
     position_check_every: int = 2
-    commission_rate: Decimal = Decimal("0.00015")
+    commission_rate: Fees = Decimal("0.00015")  # a flat rate or a schedule tiered by trade value
 
     @classmethod
-    def from_env(cls, commission_rate: Decimal) -> ExecutionConfig:
+    def from_env(cls, commission_rate: Fees) -> ExecutionConfig:
         def f(name: str, default: float) -> float:
             return float(os.environ.get(f"SM_EXEC_{name.upper()}", default))
 

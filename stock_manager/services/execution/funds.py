@@ -22,13 +22,14 @@ from loguru import logger
 from stock_manager.services.execution.rules import Funds, Intent, SymbolInfo, buy_reservation
 from stock_manager.shared.kis.errors import KisError
 from stock_manager.shared.kis.rest import KisRestClient
+from stock_manager.shared.market_rules import Fees
 
 # (cash available for orders, sellable quantity per symbol), as the broker states them now
 BrokerFunds = Callable[[], Awaitable[tuple[Decimal, dict[str, int]]]]
 
 
 class FundsView:
-    def __init__(self, commission_rate: Decimal, broker_funds: BrokerFunds | None = None) -> None:
+    def __init__(self, commission_rate: Fees, broker_funds: BrokerFunds | None = None) -> None:
         self._rate = commission_rate
         self._broker_funds = broker_funds
         self._cash: Decimal | None = None

@@ -22,7 +22,7 @@ from stock_manager.shared.service import ServiceContext, run_service
 
 
 async def body(ctx: ServiceContext) -> None:
-    cfg = ExecutionConfig.from_env(ctx.settings.kis_commission_rate)
+    cfg = ExecutionConfig.from_env(ctx.settings.fees)
     broker = open_broker(ctx.settings, ctx.pool, ctx.settings.role_url("execution"), ctx.clock)
     ex = Exec(ctx.pool, broker, ctx.clock, cfg, ctx.instance_id, Waker(), stats=ctx.info)
     funds = FundsView(cfg.commission_rate, broker_funds(broker.rest))

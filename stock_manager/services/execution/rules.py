@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from stock_manager.shared.market_rules import Market, commission, on_tick, phase_at, sell_tax, tick_size
+from stock_manager.shared.market_rules import Fees, Market, commission, on_tick, phase_at, sell_tax, tick_size
 from stock_manager.shared.trade_states import (
     ORD_DVSN as ORD_DVSN,  # intent order_type → KIS ORD_DVSN (seed 002 and the close)
 )
@@ -94,7 +94,7 @@ def validate(intent: Intent, info: SymbolInfo | None, trading_state: str,
     return None
 
 
-def unaffordable(intent: Intent, info: SymbolInfo, funds: Funds, commission_rate: Decimal) -> str | None:
+def unaffordable(intent: Intent, info: SymbolInfo, funds: Funds, commission_rate: Fees) -> str | None:
     """Why the account cannot carry this order by ``funds``, or None (also when funds are unknown)."""
     if intent.side == "BUY" and funds.cash is not None:
         need = buy_reservation(intent, info, commission_rate)
@@ -107,7 +107,7 @@ def unaffordable(intent: Intent, info: SymbolInfo, funds: Funds, commission_rate
     return None
 
 
-def buy_reservation(intent: Intent, info: SymbolInfo, commission_rate: Decimal) -> Decimal | None:
+def buy_reservation(intent: Intent, info: SymbolInfo, commission_rate: Fees) -> Decimal | None:
     """Cash KIS holds for a buy: at the limit price, or at the upper limit for a market order."""
     price = intent.limit_price if intent.order_type in PRICED_ORDER_TYPES else (
         Decimal(info.upper_limit) if info.upper_limit is not None else None)
@@ -131,9 +131,14 @@ def order_status(qty: int, filled: int, cancelled: int, rejected: bool = False) 
 
 
 def fill_costs(side: str, qty: int, price: Decimal, market: Market, on: date,
-               commission_rate: Decimal) -> tuple[Decimal, Decimal]:
+               fees: Fees) -> tuple[Decimal, Decimal]:
+    """(fee, tax) of one fill as the broker charges them, so our totals can be held against its own.
+
+    ``on`` is the trade date; the tax follows the settlement date it implies.  The fee's tier is
+    chosen by this fill's trade value, each fill on its own, as the simulator charges them.
+    """
     amount = price * qty
-    fee = commission(amount, commission_rate)
+    fee = commission(amount, fees)
     tax = sell_tax(amount, market, on) if side == "SELL" else Decimal(0)
     return fee, tax
 

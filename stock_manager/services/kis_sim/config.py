@@ -7,14 +7,35 @@ simulator meets the same limits it will meet in production.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Literal
 
-from stock_manager.shared.market_rules import DEFAULT_COMMISSION_RATE
+from stock_manager.shared.market_rules import DEFAULT_COMMISSION_RATE, Fees, parse_fee_schedule
+from stock_manager.shared.settings import SettingsError
 
 Env = Literal["real", "paper"]
+
+
+def fees_from_env() -> Fees:
+    """The fees the product is told the account pays (KIS_FEE_SCHEDULE, else KIS_COMMISSION_RATE).
+
+    The simulator charges what Execution expects, read from the same settings by the same parser,
+    so a difference between our costs and the balance's is a bug to look at, not configuration.
+    """
+    text = os.environ.get("KIS_FEE_SCHEDULE", "")
+    if text:
+        try:
+            return parse_fee_schedule(text)
+        except ValueError as e:
+            raise SettingsError(f"setting KIS_FEE_SCHEDULE is malformed: {e}") from None
+    rate = os.environ.get("KIS_COMMISSION_RATE", "")
+    try:
+        return Decimal(rate) if rate else DEFAULT_COMMISSION_RATE
+    except InvalidOperation:
+        raise SettingsError("setting KIS_COMMISSION_RATE is malformed: not a number") from None
 
 
 @dataclass
@@ -23,7 +44,7 @@ class SimConfig:
     seed: int = 20260101
     universe_size: int = 2500
     starting_cash: int = 100_000_000
-    commission_rate: Decimal = DEFAULT_COMMISSION_RATE
+    commission_rate: Fees = field(default_factory=fees_from_env)
     # None means the KIS default of the environment (real 20/s, paper 2/s); 0 switches it off.
     rate_limit_per_s: float | None = None
     token_ttl_s: int = 86_400

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from stock_manager.shared.clock import KST, kst
-from stock_manager.shared.market_rules import trade_date
+from stock_manager.shared.market_rules import affordable_qty, trade_date
 
 from . import kis_format as fmt
 from . import messages as m
@@ -414,8 +414,7 @@ async def inquire_psbl_order(call: Call) -> Reply:
     else:
         unit = st.stats.last
     cash = max(0, acct.orderable_cash)
-    per_share = unit * (1 + float(call.sim.config.commission_rate))
-    qty = int(cash // per_share) if per_share > 0 else 0
+    qty = affordable_qty(cash, unit, call.sim.config.commission_rate)
     output = {
         "ord_psbl_cash": str(cash),
         "ord_psbl_sbst": "0",
