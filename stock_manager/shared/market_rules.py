@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from pydantic import TypeAdapter, ValidationError
 
+from stock_manager.shared.calendar import Session, TradingCalendar, installed
 from stock_manager.shared.clock import kst
 
 # (upper bound exclusive, tick) for stocks on KOSPI/KOSDAQ/KONEX.
@@ -130,23 +131,34 @@ def after_hours_limits(close: int, base: int, market: Market = Market.KOSPI) -> 
     return lower, upper
 
 
-def phase_at(at: datetime) -> Phase:
-    """Session phase at ``at`` (weekends closed; holidays are not modelled)."""
+def phase_at(at: datetime, calendar: TradingCalendar | None = None) -> Phase:
+    """Session phase at ``at``: the one question everybody asks about market hours.
+
+    Calendar-aware: a closed day is CLOSED all day, and a shifted day (10:00 first-day open, the
+    CSAT day's 10:00-16:30) moves every phase with its open and close.  ``calendar`` defaults to
+    the one the process installed (``shared.calendar.install``), so pure tests pass their own.
+    """
     local = kst(at)
-    if local.weekday() >= 5:
+    session = (calendar or installed()).session(local.date())
+    if session is None:
         return Phase.CLOSED
     t = local.time()
-    if OPEN_AUCTION_START <= t < SESSION_OPEN:
+    if session.open_auction_start <= t < session.open:
         return Phase.PRE_OPEN
-    if SESSION_OPEN <= t < CLOSING_AUCTION_START:
+    if session.open <= t < session.closing_auction_start:
         return Phase.CONTINUOUS
-    if CLOSING_AUCTION_START <= t < SESSION_CLOSE:
+    if session.closing_auction_start <= t < session.close:
         return Phase.CLOSING_AUCTION
-    if POST_CLOSE_START <= t < AFTER_HOURS_START:
+    if session.post_close_start <= t < session.after_hours_start:
         return Phase.POST_CLOSE
-    if AFTER_HOURS_START <= t < AFTER_HOURS_END:
+    if session.after_hours_start <= t < session.after_hours_end:
         return Phase.AFTER_HOURS
     return Phase.CLOSED
+
+
+def session_on(day: date, calendar: TradingCalendar | None = None) -> Session | None:
+    """The day's hours from the installed calendar (or ``calendar``); None when closed."""
+    return (calendar or installed()).session(day)
 
 
 def trade_date(at: datetime) -> date:
