@@ -21,8 +21,8 @@ from stock_manager.shared.sql import load_queries
 
 Q = load_queries(package_path(__package__, "sql", "monitor.sql"))
 
-LIMITS = {"open_intents": 20, "open_orders": 30, "fills_today": 30, "corrections": 10, "recent_events": 40,
-          "recent_alerts": 10}
+LIMITS = {"price_watched": 50, "open_intents": 20, "open_orders": 30, "fills_today": 30, "corrections": 10,
+          "recent_events": 40, "recent_alerts": 10}
 
 
 def jsonable(value: Any) -> Any:
@@ -60,6 +60,7 @@ async def snapshot(conn: AsyncConnection[DictRow]) -> dict[str, Any]:
             "services": await _rows(conn, "services"),
             "instances": await _rows(conn, "instances"),
             "prices": await _row(conn, "price_freshness"),
+            "price_watched": await _rows(conn, "price_watched", limit=LIMITS["price_watched"]),
             "open_intents": {**await _row(conn, "open_intents_summary"),
                              "rows": await _rows(conn, "open_intents", limit=LIMITS["open_intents"])},
             "open_orders": {**await _row(conn, "open_orders_summary"),

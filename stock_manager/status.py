@@ -54,10 +54,12 @@ def _price(v: Any) -> str:
 def render(snap: dict[str, Any], children: list[dict[str, Any]] | None = None) -> str:
     out: list[str] = []
     st = snap.get("trading_state") or {}
+    # two clocks share this screen: the market's (the simulator's in sim mode, any day at any
+    # speed) and the wall clock the tables stamp their rows with; every time says which it is
     out.append(f"stock-manager   market time {_kst(st.get('market_now'), '%Y-%m-%d %H:%M:%S')} KST   "
-               f"trade date {st.get('trade_date', '-')}")
+               f"trade date {st.get('trade_date', '-')}   (wall clock {_kst(snap.get('generated_ts'))})")
     out.append(f"trading state: {st.get('state', '?')}  ({st.get('reason') or ''})  "
-               f"since {_kst(st.get('changed_ts'))} by {st.get('changed_by') or '-'}")
+               f"since {_kst(st.get('changed_ts'))} wall clock by {st.get('changed_by') or '-'}")
     if children is not None:
         out += ["", f"{'process':<12} {'state':<16} {'pid':>7} {'restarts':>8} {'uptime':>8}"]
         out += [f"{c['name']:<12} {c['state']:<16} {c['pid'] or '-':>7} {c['restarts']:>8} {c['uptime_s']:>7.0f}s"
@@ -83,13 +85,26 @@ def _services(snap: dict[str, Any]) -> list[str]:
 
 
 def _prices(snap: dict[str, Any]) -> list[str]:
+    """Freshness for the symbols a decision rests on; the rest of the universe as coverage.
+
+    Only ~41 symbols stream over the WebSocket and the rest are polled, so most prices are stale
+    by design: one "fresh/stale of all" count read as a failure.
+    """
     p = snap.get("prices") or {}
     connected = p.get("ws_connected")
     ws = "-" if connected is None else "up" if connected else "down"
     notices = "notices on" if p.get("notices_subscribed") else "notices off"
-    return ["", f"prices fresh/stale {p.get('fresh', 0)}/{p.get('stale', 0)} of {p.get('symbols', 0)} symbols   "
-                f"newest {_age(p.get('newest_age_s'))} ago, oldest {_age(p.get('oldest_age_s'))}   "
-                f"websocket {ws}, {notices}"]
+    closed = "" if p.get("market_open", True) else "   (market closed: no ticks expected)"
+    out = ["", f"prices that matter (held, locked, candidates, watch list): {p.get('watched_fresh', 0)} of "
+               f"{p.get('watched', 0)} fresh{closed}"]
+    stale = [w for w in snap.get("price_watched") or [] if not w["fresh"]]
+    if stale:
+        out.append("  STALE: " + ", ".join(f"{w['symbol']} ({'/'.join(w['reasons'])}, {_age(w['age_s'])})"
+                                            for w in stale[:MAX_ROWS]))
+    out.append(f"coverage: {p.get('symbols', 0)} of {p.get('universe', 0)} symbols priced, {p.get('fresh', 0)} "
+               f"fresh now (streamed or just polled)   newest {_age(p.get('newest_age_s'))} ago, oldest "
+               f"{_age(p.get('oldest_age_s'))}   websocket {ws}, {notices}")
+    return out
 
 
 def _orders(snap: dict[str, Any]) -> list[str]:
@@ -149,5 +164,10 @@ def _corrections(snap: dict[str, Any]) -> list[str]:
     rows = snap.get("corrections") or []
     if rows:
         out += ["", "recent reconciliation corrections"]
-        out += [f"  {_kst(r['market_ts'] or r['ts'])} {r['kind']:<20} {r['message'][:80]}" for r in rows[:5]]
+        out += [f"  {_stamp(r)} {r['kind']:<20} {r['message'][:80]}" for r in rows[:5]]
     return out
+
+
+def _stamp(r: dict[str, Any]) -> str:
+    """An event's market time when it has one, else its wall time, saying which."""
+    return f"{_kst(r['market_ts'])} market" if r.get("market_ts") else f"{_kst(r['ts'])} wall  "

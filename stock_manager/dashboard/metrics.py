@@ -138,7 +138,7 @@ def families(snap: dict[str, Any], data: dict[str, Any]) -> list[Family]:
     for s in ("PENDING", "SENT", "SUPPRESSED", "FAILED"):
         alerts.add(next((r["count"] for r in data.get("alert_counts", []) if r["status"] == s), 0), status=s)
     conds = fam("alert_conditions", "gauge", "Conditions alerting right now, by kind.")
-    for kind in ("TradingHalted", "ServiceDown", "StalePrice"):
+    for kind in ("TradingHalted", "TradingReducing", "ServiceDown", "StalePrice"):
         conds.add(sum(1 for x in snap.get("conditions", []) if x["kind"] == kind), kind=kind)
     return list(g.values())
 

@@ -16,8 +16,14 @@ SELECT service, instance_id, pid, host, status, started_ts, beat_ts, market_ts, 
 
 -- name: price_freshness
 SELECT symbols, fresh, stale, no_verdict, newest_updated_ts, newest_age_s, oldest_age_s, pricesync_alive,
-       ws_connected, notices_subscribed
+       ws_connected, notices_subscribed, watched, watched_fresh, watched_stale, universe, market_open
   FROM monitor.price_freshness;
+
+-- name: price_watched
+SELECT symbol, reasons, fresh, age_s, source, stale_reason
+  FROM monitor.price_watched
+ ORDER BY fresh, symbol
+ LIMIT %(limit)s;
 
 -- name: open_intents_summary
 SELECT count(*)::int AS count, max(age_s) AS oldest_age_s FROM monitor.open_intents;
@@ -72,8 +78,8 @@ SELECT event_id, ts, market_ts, service, level, kind, message, symbol, order_id,
  LIMIT %(limit)s;
 
 -- name: recent_events
-SELECT event_id, ts, market_ts, service, level, kind, message, symbol
-  FROM monitor.recent_events
+SELECT event_id, ts, market_ts, service, level, kind, message, symbol, repeats, first_ts, first_market_ts
+  FROM monitor.recent_event_groups
  ORDER BY event_id DESC
  LIMIT %(limit)s;
 

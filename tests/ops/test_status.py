@@ -24,7 +24,10 @@ def test_status_is_one_screen_of_the_day(seeded_module: TestDb) -> None:
     screen = out.stdout
     assert len(screen.splitlines()) <= 45
     for needle in ("trade date 2026-11-23", "trading state: ACTIVE", "execution    down",
-                   "prices fresh/stale 2/1 of 3 symbols", "open intents 1", "open orders 1", "positions 2",
+                   "prices that matter (held, locked, candidates, watch list): 1 of 2 fresh",
+                   "STALE: 035720 (held, ", "coverage: 3 of 4 symbols priced, 2 fresh now",
+                   "market time 2026-11-23 14:00:00 KST", "(wall clock ", " wall clock by ",
+                   "open intents 1", "open orders 1", "positions 2",
                    "005930", "+16,947", "STALE", "total +34,008", "realized +21,383 (2 trips, 1W/1L)",
                    "unrealized +12,625", "p50 80ms", "ServiceDown", "ReconcileCorrection"):
         assert needle in screen, f"{needle!r} not on the screen:\n{screen}"

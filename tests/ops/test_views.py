@@ -19,7 +19,8 @@ from tests.support.pg import TestDb
 
 VIEWS = ("service_instances", "services", "trading_state", "price_status", "price_freshness", "open_intents",
          "open_orders", "order_latency", "order_latency_summary", "positions", "fills_today", "fill_pnl_today",
-         "pnl_today", "reconciliation_events", "recent_events", "alert_events", "alert_conditions", "alert_log")
+         "pnl_today", "reconciliation_events", "recent_events", "alert_events", "alert_conditions", "alert_log",
+         "price_watched", "recent_event_groups")
 
 
 def _q(url: str, sql: str, params: Any = None) -> list[dict[str, Any]]:
@@ -156,3 +157,83 @@ def test_alert_conditions_name_each_episode(seeded: TestDb) -> None:
     assert len(halted) == 1 and "HALTED" in halted[0]["message"]
     events = [r["kind"] for r in _q(url, "SELECT * FROM monitor.alert_events ORDER BY event_id")]
     assert events == ["ReconcileCorrection", "InDoubtResolved", "UnknownBrokerOrder", "RiskViolation"]
+
+
+def _set_market_time(url: str, at: str) -> None:
+    """Move the market's time (what the live services' heartbeats say) without touching their age."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE ops.heartbeats SET market_ts = %s::timestamptz", (at,))
+
+
+def test_market_open_mirrors_the_session_hours(db: TestDb) -> None:
+    from stock_manager.shared.market_rules import SESSION_CLOSE, SESSION_OPEN
+
+    with psycopg.connect(db.admin_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO ops.heartbeats (service, instance_id, db_role, pid, host, status, beat_ts, "
+                     "market_ts) VALUES ('pricesync', 'h', 'sm_pricesync', 1, 'h', 'RUNNING', clock_timestamp(), "
+                     "now())")
+    monday = "2026-11-23"
+    for at, expected in ((f"{monday}T{SESSION_OPEN:%H:%M}:00+09:00", True), (f"{monday}T08:59:59+09:00", False),
+                         (f"{monday}T{SESSION_CLOSE:%H:%M}:00+09:00", False), (f"{monday}T15:29:59+09:00", True),
+                         ("2026-11-22T11:00:00+09:00", False)):  # a Sunday
+        _set_market_time(db.admin_url, at)
+        (row,) = _q(db.url("readonly"), "SELECT monitor.market_open() AS open")
+        assert row["open"] is expected, at
+
+
+def test_stale_price_alerts_only_while_the_market_trades(seeded: TestDb) -> None:
+    url = seeded.url("readonly")
+    kinds = {r["kind"] for r in _q(url, "SELECT kind FROM monitor.alert_conditions")}
+    assert "StalePrice" in kinds  # 14:00 on a Monday
+    _set_market_time(seeded.admin_url, "2026-11-23T18:00:00+09:00")
+    kinds = {r["kind"] for r in _q(url, "SELECT kind FROM monitor.alert_conditions")}
+    assert "StalePrice" not in kinds
+    assert "ServiceDown" in kinds  # a dead service is news at any hour
+
+
+def test_reducing_is_alerted_as_reducing_not_as_a_halt(seeded: TestDb) -> None:
+    url = seeded.url("readonly")
+    with psycopg.connect(seeded.admin_url, autocommit=True) as conn:
+        conn.execute("UPDATE trade.trading_state SET state = 'REDUCING', reason = 'FLATTEN: x', changed_by = 'me'")
+    conds = [r for r in _q(url, "SELECT * FROM monitor.alert_conditions") if r["kind"].startswith("Trading")]
+    assert [(c["kind"], c["throttle_key"]) for c in conds] == [("TradingReducing", "TradingReducing:REDUCING")]
+    assert "REDUCING" in conds[0]["message"]
+
+
+def test_prices_that_matter_are_counted_apart_from_coverage(seeded: TestDb) -> None:
+    url = seeded.url("readonly")
+    (p,) = _q(url, "SELECT * FROM monitor.price_freshness")
+    # held: 005930 (fresh) and 035720 (stale); 000660 is priced but nobody needs it
+    assert (p["watched"], p["watched_fresh"], p["watched_stale"]) == (2, 1, 1)
+    assert (p["universe"], p["symbols"], p["fresh"]) == (4, 3, 2)
+    with psycopg.connect(seeded.admin_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO trade.symbol_locks (symbol, worker_id, ttl_s, expires_ts) "
+                     "VALUES ('000660', 'w1', 60, clock_timestamp() + interval '1 minute')")
+        conn.execute("INSERT INTO trade.candidates (scan_id, symbol, signal) VALUES "
+                     "('00000000-0000-0000-0000-000000000001', '091990', false), "
+                     "('00000000-0000-0000-0000-000000000002', '005930', true), "
+                     "('00000000-0000-0000-0000-000000000002', '091990', false)")
+        conn.execute("INSERT INTO trade.watchlist (symbol, reason) VALUES ('091990', 'operator')")
+    watched = {r["symbol"]: r for r in _q(url, "SELECT * FROM monitor.price_watched")}
+    assert {s: w["reasons"] for s, w in watched.items()} == {
+        "005930": ["candidate", "held"], "035720": ["held"], "000660": ["locked"], "091990": ["watch"]}
+    assert {s for s, w in watched.items() if w["fresh"]} == {"005930", "000660"}
+
+
+def test_repeated_events_fold_into_one_row(db: TestDb) -> None:
+    with psycopg.connect(db.admin_url, autocommit=True) as conn:
+        emit = ("INSERT INTO ops.events (service, db_role, level, kind, message, symbol, ts) "
+                "VALUES ('strategy', 'sm_strategy', 'WARN', %s, %s, %s, clock_timestamp() - make_interval(secs => %s))")
+        for i in range(71):  # a forced liquidation retried every ~12 s for a quarter of an hour
+            conn.execute(emit, ("MandatoryLiquidation", f"sell 005930 attempt {i + 1}", "005930", 900 - i * 12))
+            if i % 10 == 0:
+                conn.execute(emit, ("MandatoryLiquidation", f"sell 035720 attempt {i // 10 + 1}", "035720",
+                                    900 - i * 12))
+        conn.execute(emit, ("RiskViolation", "blocked", "005930", 1))
+        conn.execute(emit, ("MandatoryLiquidation", "sell 005930 the next day", "005930", -3600))
+    rows = _q(db.url("readonly"), "SELECT kind, symbol, message, repeats FROM monitor.recent_event_groups "
+                                  "ORDER BY event_id DESC")
+    assert [(r["kind"], r["symbol"], r["repeats"]) for r in rows] == [
+        ("MandatoryLiquidation", "005930", 1), ("RiskViolation", "005930", 1),
+        ("MandatoryLiquidation", "035720", 8), ("MandatoryLiquidation", "005930", 71)]
+    assert rows[3]["message"] == "sell 005930 attempt 71"
