@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.types.json import Jsonb
 
-from stock_manager import calendar_cmd
+from stock_manager import calendar_cmd, secrets_cmd
 from stock_manager import status as status_mod
 from stock_manager.shared import platform
 from stock_manager.shared.db.migrate import MigrationError, migrate, set_role_passwords
@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     calendar_cmd.add_arguments(sub.add_parser(
         "calendar", help="the trading calendar: refresh it from exchange-calendars, override a day, show it"))
 
+    secrets_cmd.add_arguments(sub.add_parser(
+        "secrets", help="store or delete a credential in the OS keyring (the value read from stdin)"))
+
     hc = sub.add_parser("healthcheck", help="exit 0 if SERVICE has a fresh heartbeat (docker healthcheck)")
     hc.add_argument("service", choices=SERVICES)
     hc.add_argument("--max-age", type=float, default=30.0)
@@ -98,18 +101,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    platform.use_selector_event_loop()  # before any asyncio.run: psycopg needs it on Windows
     if argv[:1] == ["soak"]:
         from stock_manager.soak import main as soak_main
 
         return soak_main(argv[1:])
     args = build_parser().parse_args(argv)
-    platform.use_selector_event_loop()  # before any asyncio.run: psycopg needs it on Windows
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     try:
         if args.command == "run":
             return _run(args)
         if args.command == "up":
             return _up(args)
+        if args.command == "secrets":
+            return secrets_cmd.run(args)
 
         settings = load_settings()
         if args.command == "migrate":

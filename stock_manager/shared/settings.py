@@ -2,6 +2,8 @@
 
 A missing or malformed setting stops the process at start with one line naming it: see
 ``SettingsError`` and ``load_settings``.  Credentials are ``SecretStr`` so they never print.
+A credential comes from the environment, ``.env``, ``NAME_FILE`` or, when none of those gives it,
+the OS keyring (``stock-manager secrets set NAME``; ``stock_manager.shared.keyring_secrets``).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Annotated, Any, Literal
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from stock_manager.shared import keyring_secrets
 from stock_manager.shared.market_rules import Fees, FeeSchedule, parse_fee_schedule
 
 ROLES = {
@@ -32,7 +36,7 @@ SIM_APP_SECRET = "sim-only-secret"  # a fixed value the local simulator accepts
 SIM_ACCOUNT = "50000000-01"
 SIM_HTS_ID = "simuser"
 
-_SECRET_FIELDS = ("kis_app_key", "kis_app_secret", "kis_account", "kis_hts_id", "sm_db_role_password")
+_SECRET_FIELDS = tuple(name.lower() for name in keyring_secrets.NAMES)
 
 
 class Mode(StrEnum):
@@ -54,6 +58,18 @@ _DEFAULT_URLS: dict[Mode, tuple[str, str]] = {
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The keyring ranks below the environment and ``.env``: what an operator sets explicitly wins."""
+        return init_settings, env_settings, dotenv_settings, _KeyringSource(settings_cls), file_secret_settings
 
     database_url: str | None = None
     sm_mode: Mode = Mode.SIM
@@ -184,6 +200,23 @@ class Settings(BaseSettings):
             pw = conninfo_to_dict(self.database_url).get("password")
             if pw:
                 out.append(str(pw))
+        return out
+
+
+class _KeyringSource(PydanticBaseSettingsSource):
+    """Credentials stored by ``stock-manager secrets set``, asked for only when the variable is unset."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ answers for all fields at once
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in _SECRET_FIELDS:
+            if name.upper() in os.environ:
+                continue
+            value = keyring_secrets.lookup(name.upper())
+            if value is not None:
+                out[name] = value
         return out
 
 
