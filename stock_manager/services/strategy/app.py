@@ -19,6 +19,7 @@ from typing import Any
 from loguru import logger
 
 from stock_manager.services.strategy import book, ops
+from stock_manager.services.strategy.calendar import CalendarKeeper
 from stock_manager.services.strategy.config import StrategyConfig
 from stock_manager.services.strategy.drift import DriftGuard
 from stock_manager.services.strategy.feed import FeedGuard
@@ -44,6 +45,7 @@ class StrategyApp:
         self.scanner = Scanner(self.rt)
         self.liquidator = Liquidator(self.rt)
         self.drift = DriftGuard(self.rt)
+        self.calendar = CalendarKeeper(self.rt)
         self.workers: list[Worker] = []
         self.recovery: Recovery | None = None
         self._spawned = 0
@@ -52,6 +54,7 @@ class StrategyApp:
 
     async def start(self) -> None:
         cfg = self.rt.cfg
+        await self.calendar.refresh()  # before anything asks phase_at
         logger.info("strategy settings loaded: {} workers, strategy {}, risk {}", cfg.workers, cfg.strategy_version,
                     cfg.risk_defaults())
         async with self.rt.pool.connection() as conn:
@@ -82,7 +85,7 @@ class StrategyApp:
         await self.start()
         loops: list[Callable[[], Coroutine[Any, Any, None]]] = [
             self._scan_loop, self._heartbeat_loop, self._reaper_loop, self._book_loop, self._liquidation_loop,
-            self._workers_loop, self._feed_loop]
+            self._workers_loop, self._feed_loop, self._calendar_loop]
         tasks = [asyncio.create_task(f(), name=f.__name__) for f in loops]
         try:
             await self.rt.stopping.wait()
@@ -168,6 +171,11 @@ class StrategyApp:
             await self._guard("feed guard", self.feed.round)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.rt.stopping.wait(), self.rt.cfg.heartbeat_s)
+
+    async def _calendar_loop(self) -> None:
+        while not self.rt.stopping.is_set():
+            await pace(self.rt, self.calendar.reload_s)
+            await self._guard("calendar", self.calendar.refresh)
 
     async def reap(self) -> int:
         """Declare workers with a stale heartbeat dead, reclaim their locks (SC-009)."""

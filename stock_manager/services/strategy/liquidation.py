@@ -23,7 +23,7 @@ action_keys are shared with the workers', so even a race can write each sale onl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -56,6 +56,7 @@ from stock_manager.services.strategy.rules.liquidation import (
     least_liquid_first,
     may_cancel,
     remainder,
+    session_of,
     start_times,
     step_at,
     uncross_settled,
@@ -63,8 +64,8 @@ from stock_manager.services.strategy.rules.liquidation import (
 )
 from stock_manager.services.strategy.rules.scan import spread_pct
 from stock_manager.services.strategy.runtime import Runtime, trading_state
-from stock_manager.shared.clock import KST, kst
-from stock_manager.shared.market_rules import POST_CLOSE_START, SESSION_OPEN, Market, Phase, phase_at, trade_date
+from stock_manager.shared.clock import kst
+from stock_manager.shared.market_rules import Market, Phase, phase_at, trade_date
 from stock_manager.shared.trade_states import OrderType
 
 LIQUIDATOR_LOCK = "SELECT pg_try_advisory_xact_lock(7365301, 3) AS got"
@@ -104,7 +105,7 @@ class Liquidator:
             rows = {r["symbol"]: r for r in await (await conn.execute(Q["liquidation_book"])).fetchall()}
             views = least_liquid_first([LiquidityView(s, int(r["qty"]), r["turnover"], spread_pct(r["bid"], r["ask"]))
                                         for s, r in rows.items()])
-            starts = start_times(views, cfg.liquidation_lead_min, cfg.liquidation_last_lead_min)
+            starts = start_times(views, cfg.liquidation_lead_min, cfg.liquidation_last_lead_min, session_of(now))
             for rank, v in enumerate(views, 1):
                 step = step_at(now, starts[v.symbol], flatten=flatten, after_hours=cfg.after_hours,
                                lead_min=cfg.liquidation_lead_min, cancel_guard_s=cfg.liquidation_cancel_guard_s)
@@ -193,10 +194,12 @@ class Liquidator:
             return OrderType.MKT, None, ref  # nothing to price from (no price, no limits): still before 15:20
         if step.order_type is OrderType.MKT:
             return OrderType.MKT, None, ref
-        day = trade_date(now)
+        session = session_of(now)
+        if session is None:
+            return None
         close = (await (await conn.execute(Q["closing_price"], {
-            "symbol": sym, "trade_date": day, "open": datetime.combine(day, SESSION_OPEN, KST),
-            "post_close": datetime.combine(day, POST_CLOSE_START, KST)})).fetchone() or {}).get("close")
+            "symbol": sym, "trade_date": session.day, "open": session.open_at,
+            "post_close": session.at(session.post_close_start)})).fetchone() or {}).get("close")
         if step.order_type is OrderType.CLOSE:
             return OrderType.CLOSE, None, Decimal(close) if close is not None else ref
         if step.order_type is OrderType.AHS:
@@ -227,8 +230,8 @@ class Liquidator:
         written.  Runs when the book is flat after the uncross or no session is left to sell in."""
         now = self.rt.now()
         d = trade_date(now)
-        local = kst(now)
-        if d in self.closed_days or local.weekday() >= 5 or local.time() < uncross_settled():
+        session = session_of(now)
+        if d in self.closed_days or session is None or kst(now).time() < uncross_settled(session):
             return False
         async with self.rt.pool.connection() as conn:
             got = await (await conn.execute(LIQUIDATOR_LOCK)).fetchone()

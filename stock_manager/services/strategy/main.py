@@ -12,7 +12,7 @@ from stock_manager.services.strategy.config import StrategyConfig, load_config
 from stock_manager.services.strategy.quotes import BrokerQuotes, NoQuotes, QuoteSource
 from stock_manager.shared.broker import Broker, open_broker
 from stock_manager.shared.service import ServiceContext, run_service
-from stock_manager.shared.settings import SettingsError
+from stock_manager.shared.settings import Mode, SettingsError
 
 
 async def body(ctx: ServiceContext, cfg: StrategyConfig | None = None) -> None:
@@ -23,6 +23,8 @@ async def body(ctx: ServiceContext, cfg: StrategyConfig | None = None) -> None:
     broker = _broker(ctx)
     quotes: QuoteSource = BrokerQuotes(broker.rest) if broker else NoQuotes("no KIS credentials in this mode")
     app = StrategyApp(ctx.pool, ctx.clock, cfg, ctx.instance_id, ctx.stopping, quotes=quotes)
+    if broker is not None and ctx.settings.sm_mode is not Mode.SIM:
+        app.calendar.kis = broker.rest  # KIS's chk-holiday, once a day: the broker decides what trades
     ctx.info.update(workers=cfg.workers, strategy_version=cfg.strategy_version, rest_quotes=broker is not None)
     try:
         await app.run()

@@ -1018,3 +1018,52 @@ class KisRestClient:
             _Kind.QUERY, "GET", ep.VOLUME_RANK_PATH, tr=Tr.VOLUME_RANK, params=params, priority=priority
         )
         return self._parse(parse_volume_rank, reply, Tr.VOLUME_RANK, ep.VOLUME_RANK_PATH)
+
+    # --- the trading calendar (국내휴장일조회) ---------------------------------------------------------
+
+    async def chk_holiday(self, day: date, *, priority: Priority = Priority.POLL) -> list[HolidayDay]:
+        """KIS's word on ``day`` and the days after it (chk-holiday, CTCA0903R): ``opnd_yn`` says
+        whether the market opens, which is what decides whether orders are taken.
+
+        KIS asks callers to use it about once a day.  The TR is sent as named on both environments
+        (it has no paper twin to prefix); the first page is enough, ``day`` is its first row.
+        """
+        params = {"BASS_DT": day.strftime("%Y%m%d"), "CTX_AREA_NK": "", "CTX_AREA_FK": ""}
+        reply = await self._call(_Kind.QUERY, "GET", CHK_HOLIDAY_PATH, params=params, priority=priority,
+                                 extra_headers={"tr_id": CHK_HOLIDAY_TR})
+        return self._parse(parse_holidays, reply, None, CHK_HOLIDAY_PATH)
+
+
+CHK_HOLIDAY_PATH: Final = "/uapi/domestic-stock/v1/quotations/chk-holiday"
+CHK_HOLIDAY_TR: Final = "CTCA0903R"
+
+
+@dataclass(frozen=True)
+class HolidayDay:
+    """One row of chk-holiday: business day, trading day, market open, settlement day (Y/N each)."""
+
+    day: date
+    business_day: bool  # bzdy_yn
+    trading_day: bool  # tr_day_yn
+    opened: bool  # opnd_yn: the market opens, orders are taken
+    settlement_day: bool  # sttl_day_yn
+
+
+def parse_holidays(body: Mapping[str, Any]) -> list[HolidayDay]:
+    rows = body.get("output")
+    if not isinstance(rows, list) or not rows:
+        raise KisParseError("chk-holiday: no output rows")
+    out: list[HolidayDay] = []
+    for r in rows:
+        if not isinstance(r, Mapping):
+            raise KisParseError("chk-holiday: a row is not an object")
+        flags = {k: str(r.get(k, "")).strip().upper() for k in ("bzdy_yn", "tr_day_yn", "opnd_yn", "sttl_day_yn")}
+        if flags["opnd_yn"] not in ("Y", "N"):
+            raise KisParseError(f"chk-holiday: opnd_yn {r.get('opnd_yn')!r}")
+        try:
+            day = datetime.strptime(str(r.get("bass_dt", "")), "%Y%m%d").date()  # noqa: DTZ007 (a date only)
+        except ValueError:
+            raise KisParseError(f"chk-holiday: bass_dt {r.get('bass_dt')!r}") from None
+        out.append(HolidayDay(day, flags["bzdy_yn"] == "Y", flags["tr_day_yn"] == "Y", flags["opnd_yn"] == "Y",
+                              flags["sttl_day_yn"] == "Y"))
+    return out

@@ -2,7 +2,8 @@
 still to sell, and what the thin books cost.
 
 The close is done as the auction works (docs/strategies.md, "The close").  Each position starts
-between ``lead`` and ``last_lead`` minutes before 15:30, the least liquid first, with a conditional
+between ``lead`` and ``last_lead`` minutes before the close (15:30 on a regular day; every time here
+moves with the day's own close, docs/market-rules.md "Trading calendar"), the least liquid first, with a conditional
 limit (ORD_DVSN 02) priced into the bid: a limit while the book trades continuously, a market order
 in the closing auction, so it rests through the auction without a cancel.  Nothing is cancelled or
 re-sent from shortly before 15:20 (``cancel_guard_s``) until the uncross, which comes up to 30 s
@@ -15,25 +16,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from stock_manager.shared.calendar import Session
 from stock_manager.shared.clock import KST, kst
 from stock_manager.shared.market_rules import (
-    AFTER_HOURS_END,
-    AFTER_HOURS_START,
     CLOSE_UNCROSS_MAX_DELAY_S,
-    CLOSING_AUCTION_START,
-    POST_CLOSE_START,
-    SESSION_CLOSE,
-    SESSION_OPEN,
     Market,
     Phase,
     after_hours_limits,
     phase_at,
     round_to_tick,
+    session_on,
     ticks_away,
 )
 from stock_manager.shared.trade_states import OrderType
@@ -92,32 +89,43 @@ def _minus(t: time, seconds: float) -> time:
     return time(secs // 3600, secs % 3600 // 60, secs % 60)
 
 
-def liquidation_start(lead_min: float) -> time:
-    return _minus(SESSION_CLOSE, lead_min * 60)
+# the times below are relative to the day's close, so a day with other hours (the CSAT day closes
+# at 16:30) moves them all; without a session they are those of a regular day
+REGULAR_DAY = Session(date(2000, 1, 3))
 
 
-def cancel_cutoff(guard_s: float) -> time:
+def session_of(now: datetime) -> Session | None:
+    """``now``'s trading day from the calendar; None on a closed day."""
+    return session_on(kst(now).date())
+
+
+def liquidation_start(lead_min: float, session: Session | None = None) -> time:
+    return _minus((session or REGULAR_DAY).close, lead_min * 60)
+
+
+def cancel_cutoff(guard_s: float, session: Session | None = None) -> time:
     """The last moment a working sell may be cancelled to be re-priced: its replacement must be in
-    place before the closing auction starts at 15:20."""
-    return _minus(CLOSING_AUCTION_START, guard_s)
+    place before the closing auction starts (close - 10 min)."""
+    return _minus((session or REGULAR_DAY).closing_auction_start, guard_s)
 
 
-def uncross_settled() -> time:
+def uncross_settled(session: Session | None = None) -> time:
     """When the closing auction's fills are surely in: its latest uncross plus a margin."""
-    return _minus(SESSION_CLOSE, -(CLOSE_UNCROSS_MAX_DELAY_S + UNCROSS_SETTLE_S))
+    return _minus((session or REGULAR_DAY).close, -(CLOSE_UNCROSS_MAX_DELAY_S + UNCROSS_SETTLE_S))
 
 
 def in_liquidation_window(now: datetime, lead_min: float) -> bool:
     """From close - lead until the close on a trading day (the closing auction included)."""
-    if phase_at(now) not in (Phase.CONTINUOUS, Phase.CLOSING_AUCTION):
+    session = session_of(now)
+    if session is None or phase_at(now) not in (Phase.CONTINUOUS, Phase.CLOSING_AUCTION):
         return False
-    return kst(now).time() >= liquidation_start(lead_min)
+    return kst(now).time() >= liquidation_start(lead_min, session)
 
 
 def after_close(now: datetime) -> bool:
-    """The regular session of ``now``'s day is over (or it is a weekend)."""
-    local = kst(now)
-    return local.weekday() >= 5 or local.time() >= SESSION_CLOSE
+    """The regular session of ``now``'s day is over (or the market is closed that day)."""
+    session = session_of(now)
+    return session is None or kst(now).time() >= session.close
 
 
 def flatten_requested(state: str, reason: str | None) -> bool:
@@ -130,13 +138,15 @@ def least_liquid_first(views: list[LiquidityView]) -> list[LiquidityView]:
                                         -(v.spread_pct or Decimal(0)), v.symbol))
 
 
-def start_times(views: list[LiquidityView], lead_min: float, last_lead_min: float) -> dict[str, time]:
+def start_times(views: list[LiquidityView], lead_min: float, last_lead_min: float,
+                session: Session | None = None) -> dict[str, time]:
     """Each position's start, spread evenly by liquidity rank: the least liquid at close - lead,
     the most liquid at close - last_lead (SC-008: 10 to 15 minutes before the close)."""
     ranked = least_liquid_first(views)
     span = (lead_min - last_lead_min) * 60
     last = max(1, len(ranked) - 1)
-    return {v.symbol: _minus(SESSION_CLOSE, lead_min * 60 - span * i / last) for i, v in enumerate(ranked)}
+    close = (session or REGULAR_DAY).close
+    return {v.symbol: _minus(close, lead_min * 60 - span * i / last) for i, v in enumerate(ranked)}
 
 
 def step_at(now: datetime, start: time, *, flatten: bool, after_hours: bool, lead_min: float,
@@ -148,18 +158,21 @@ def step_at(now: datetime, start: time, *, flatten: bool, after_hours: bool, lea
     local = kst(now)
     day = local.date()
     t = local.time()
+    session = session_on(day)
+    if session is None:
+        return None  # a closed day: nothing trades, so nothing is sold
     phase = phase_at(now)
-    window = liquidation_start(lead_min)
+    window = liquidation_start(lead_min, session)
 
     def at(x: time) -> datetime:
         return datetime.combine(day, x, KST)
 
-    live = t < cancel_cutoff(cancel_guard_s)
+    live = t < cancel_cutoff(cancel_guard_s, session)
     if phase is Phase.CONTINUOUS:
         if t >= start or (flatten and t >= window):
             return Step(Stage.CLOSING, OrderType.CLMT, at(window), True, live, live)
         if flatten:
-            return Step(Stage.REGULAR, OrderType.MKT, at(SESSION_OPEN), True, live, live)
+            return Step(Stage.REGULAR, OrderType.MKT, at(session.open), True, live, live)
         return None
     if phase is Phase.CLOSING_AUCTION:
         # hands off: a 02 cannot join the call, and anything else would be the one sell not in place
@@ -168,12 +181,12 @@ def step_at(now: datetime, start: time, *, flatten: bool, after_hours: bool, lea
             return Step(Stage.CLOSING, OrderType.CLMT, at(window), False, False, False)
         return None
     if phase is Phase.PRE_OPEN and flatten:
-        return Step(Stage.REGULAR, OrderType.MKT, at(SESSION_OPEN), True, False, False)
+        return Step(Stage.REGULAR, OrderType.MKT, at(session.open), True, False, False)
     if phase is Phase.POST_CLOSE:
-        return Step(Stage.POST_CLOSE, OrderType.CLOSE if after_hours else None, at(POST_CLOSE_START),
+        return Step(Stage.POST_CLOSE, OrderType.CLOSE if after_hours else None, at(session.post_close_start),
                     True, True, False)
     if phase is Phase.AFTER_HOURS:
-        return Step(Stage.AFTER_HOURS, OrderType.AHS if after_hours else None, at(AFTER_HOURS_START),
+        return Step(Stage.AFTER_HOURS, OrderType.AHS if after_hours else None, at(session.after_hours_start),
                     True, True, False)
     return None
 
@@ -208,13 +221,13 @@ def verdict(step: Step, rest: int, attempts: int, max_retries: int) -> Verdict:
 def day_over(now: datetime, *, after_hours: bool, flat: bool) -> bool:
     """The liquidator's day is done: flat after the uncross, or no session left to sell in (paper:
     the uncross was the last; real: the after-hours session ended at 18:00)."""
-    local = kst(now)
-    if local.weekday() >= 5:
-        return False
-    t = local.time()
-    if t >= AFTER_HOURS_END:
+    session = session_of(now)
+    if session is None:
+        return False  # a closed day has no day to close
+    t = kst(now).time()
+    if t >= session.after_hours_end:
         return True
-    return t >= uncross_settled() and (flat or not after_hours)
+    return t >= uncross_settled(session) and (flat or not after_hours)
 
 
 def remainder(position_qty: int, open_sell_qty: int) -> int:
