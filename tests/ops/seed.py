@@ -110,8 +110,9 @@ def _position(conn: psycopg.Connection[Any], symbol: str, qty: int, avg: int, re
 def seed_day(url: str) -> None:
     with psycopg.connect(url, row_factory=dict_row) as conn:
         conn.execute(
-            "INSERT INTO market.symbols (symbol, name, market) VALUES ('005930', 'Samsung Electronics', 'KOSPI'), "
-            "('035720', 'Kakao', 'KOSPI'), ('000660', 'SK hynix', 'KOSPI'), ('091990', 'Celltrion HC', 'KOSDAQ')")
+            "INSERT INTO market.symbols (symbol, name, market) VALUES ('005930', '삼성전자', 'KOSPI'), "
+            "('035720', '카카오', 'KOSPI'), ('000660', 'SK하이닉스', 'KOSPI'), "
+            "('091990', '셀트리온헬스케어', 'KOSDAQ')")
         for sym, price, age_s, status in (("005930", 71000, 1, "FRESH"), ("035720", 41000, 300, "STALE"),
                                           ("000660", 120000, 2, "FRESH")):
             conn.execute(

@@ -121,13 +121,13 @@ def test_no_secret_in_any_response_or_log(dash: Dashboard) -> None:
     assert not leaked(dash.log.read_text())
 
 
-def _chromium(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _chromium(url: str, *args: str, size: str = "1280,1200") -> subprocess.CompletedProcess[str]:
     assert CHROMIUM is not None
     with tempfile.TemporaryDirectory(prefix="sm-chromium-") as profile:
         return subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-             f"--user-data-dir={profile}", "--window-size=1280,1200", "--virtual-time-budget=4000", *args, url],
+             f"--user-data-dir={profile}", f"--window-size={size}", "--virtual-time-budget=4000", *args, url],
             capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -140,9 +140,16 @@ def test_the_page_renders_in_headless_chromium(dash: Dashboard, seeded_module: T
     assert re.search(r'<tr class="position-row" data-symbol="005930">', dom)
     assert re.search(r'<tr class="position-row" data-symbol="035720">', dom)
     assert re.search(r'<svg id="pnl-chart"[^>]*data-points="7"', dom)
-    assert '<path class="series"' in dom and dom.count("<circle") == 7
-    assert "+34,008" in dom and "Samsung Electronics" in dom and "SUBMITTED" in dom
+    assert '<path class="series"' in dom
+    assert dom.count('<circle class="buy" ') + dom.count('<circle class="sell" ') == 7
+    for key in ("buy fill", "sell fill", "realized", "+ unrealized now"):  # what the dots and lines mean
+        assert f">{key}</text>" in dom
+    yticks = re.findall(r'class="axis ytick"[^>]*>([^<]+)<', dom)
+    assert len(yticks) >= 4 and "0" in yticks, yticks  # a scale, not just 0 and the extreme
+    assert "+34,008" in dom and "삼성전자" in dom and "SUBMITTED" in dom
     assert "execution is down" in dom
+    assert "prices that matter (held, locked, candidates, watch list): 1 of 2 fresh" in dom
+    assert " wall clock</span>" in dom  # "updated" is the wall clock's time, the header's the market's
     assert not leaked(dom)
 
     shot = Path(os.environ.get("SM_TEST_SCREENSHOT_DIR", tmp_path)) / "dashboard.png"
@@ -157,3 +164,40 @@ def test_the_page_renders_in_headless_chromium(dash: Dashboard, seeded_module: T
     background, share = colours.most_common(1)[0]
     assert share / sum(colours.values()) < 0.6, f"{background} covers most of the page"
     assert any(r > 180 and g < 110 and b < 110 for (r, g, b) in colours), "no red (gains / alerts) on the page"
+
+
+@needs_chromium
+def test_no_table_is_cut_off_at_1400_px(dash: Dashboard, seeded_module: TestDb) -> None:
+    seed.touch_heartbeats(seeded_module.admin_url)
+    for width in (1400, 1280, 1920):
+        dom = _chromium(dash.url + "/", "--dump-dom", size=f"{width},1000").stdout
+        assert 'data-loaded="1"' in dom
+        (over,) = re.findall(r'<body[^>]*data-overflow="([^"]*)"', dom)
+        assert over == "", f"at {width} px these tables are wider than their card: {over}"
+
+
+@needs_chromium
+def test_korean_names_render_as_glyphs_not_boxes(tmp_path: Path) -> None:
+    """With the dashboard's font stack, Hangul is drawn by a font that has it (CI installs fonts-noto-cjk).
+
+    A missing glyph is drawn as the font's .notdef box, the same width for every character; private-use
+    code points get that box in every font, so Hangul measuring like them means boxes.
+    """
+    from stock_manager.shared.resources import package_path
+
+    css = Path(str(package_path("stock_manager.dashboard", "static", "dashboard.css")))
+    page = tmp_path / "fonts.html"
+    page.write_text(f"""<!doctype html><html><head><meta charset="utf-8">
+<link rel="stylesheet" href="{css.as_uri()}"></head><body><span id="out">-</span><script>
+const font = getComputedStyle(document.body).font;
+const ctx = document.createElement("canvas").getContext("2d");
+ctx.font = font;
+const w = (t) => ctx.measureText(t).width;
+const hangul = ["삼", "성", "전", "자", "카", "오"].map(w);
+const boxes = ["\\uE000", "\\uE001", "\\uE002"].map(w);
+const boxed = hangul.filter((x) => boxes.some((b) => Math.abs(x - b) < 0.01)).length;
+document.getElementById("out").textContent = "boxed=" + boxed + " widths=" + hangul.join(",");
+</script></body></html>""", encoding="utf-8")
+    dom = _chromium(page.as_uri(), "--dump-dom", "--allow-file-access-from-files").stdout
+    (result,) = re.findall(r'<span id="out">([^<]*)<', dom)
+    assert result.startswith("boxed=0 "), f"Hangul renders as boxes ({result}): apt-get install fonts-noto-cjk"

@@ -49,6 +49,8 @@ function renderHeader(s) {
   badge.textContent = st.state || "?";
   badge.className = "badge state " + (st.state || "");
   $("trading-reason").textContent = st.reason || "";
+  // two clocks: the market's (the simulator's in sim mode, any day at any speed) and the wall
+  // clock; every time on the page says which one it is
   $("clock").textContent = "market time " + kstTime(st.market_now) + " KST";
   const banner = $("alerts-now");
   const conds = s.conditions || [];
@@ -62,9 +64,15 @@ function renderServices(s) {
     x.alive_instances + "/" + x.instances, [age(x.beat_age_s), "num"], x.newest_pid ?? "-",
   ])), "no heartbeats yet", 5);
   const p = s.prices || {};
-  $("prices-line").textContent = "prices: " + (p.fresh ?? 0) + " fresh / " + (p.stale ?? 0) + " stale of " +
-    (p.symbols ?? 0) + " symbols · newest " + age(p.newest_age_s) + " ago · websocket " +
-    (p.ws_connected == null ? "-" : p.ws_connected ? "up" : "down");
+  // only ~41 symbols stream and the rest are polled, so "stale" across the universe is normal:
+  // freshness is judged on the symbols a decision rests on, the rest is coverage
+  const stale = (s.price_watched || []).filter((w) => !w.fresh).map((w) => w.symbol);
+  $("prices-line").textContent = "prices that matter (held, locked, candidates, watch list): " +
+    (p.watched_fresh ?? 0) + " of " + (p.watched ?? 0) + " fresh" +
+    (stale.length ? " · STALE " + stale.slice(0, 8).join(", ") : "") +
+    (p.market_open === false ? " · market closed" : "") +
+    " · coverage " + (p.symbols ?? 0) + " of " + (p.universe ?? 0) + " symbols priced, " + (p.fresh ?? 0) +
+    " fresh now · websocket " + (p.ws_connected == null ? "-" : p.ws_connected ? "up" : "down");
   const lat = (s.latency || []).find((r) => r.window_name === "1h");
   $("latency-line").textContent = lat && lat.orders ?
     "intent → broker ack (1h, " + lat.submitted + " orders): p50 " + Math.round(lat.submit_p50_ms ?? 0) +
@@ -105,8 +113,12 @@ function renderOrders(s) {
 function renderList(ul, items, empty) {
   ul.replaceChildren(...items.map((e) => {
     const li = el("li", null, e.level || "");
-    li.appendChild(el("span", kstTime(e.market_ts || e.ts) + " ", "muted"));
+    li.appendChild(el("span", (e.market_ts ? kstTime(e.market_ts) : kstTime(e.ts) + " wall") + " ", "muted"));
     li.appendChild(el("b", e.kind + " "));
+    if (e.repeats > 1) {  // a run of the same event (a retried liquidation) is one line
+      const since = e.first_market_ts ? kstTime(e.first_market_ts) : kstTime(e.first_ts) + " wall";
+      li.appendChild(el("span", "×" + e.repeats + " since " + since + " ", "repeats"));
+    }
     li.appendChild(el("span", (e.service ? "(" + e.service + ") " : "") + (e.message || "")));
     return li;
   }));
@@ -160,12 +172,12 @@ function drawChart(chart, series, pnl, marketNow) {
     parts.push(svg("text", {class: "axis", x: sx(h), y: H - 6, "text-anchor": "middle"},
       String(Math.floor(h / 60)).padStart(2, "0") + ":00"));
   }
-  for (const v of [y0 + pad, y1 - pad]) {  // the extremes, unless they would sit on the zero label
-    if (Math.abs(sy(v) - sy(0)) < 14) continue;
-    parts.push(svg("text", {class: "axis", x: L - 6, y: sy(v) + 4, "text-anchor": "end"}, won(v)));
+  for (const v of yTicks(y0, y1)) {  // round values, so the scale reads at a glance
+    if (v !== 0) parts.push(svg("line", {class: "grid", x1: L, x2: W - R, y1: sy(v), y2: sy(v)}));
+    parts.push(svg("text", {class: "axis ytick", x: L - 6, y: sy(v) + 4, "text-anchor": "end"},
+      v === 0 ? "0" : won(v)));
   }
   parts.push(svg("line", {class: "zero", x1: L, x2: W - R, y1: sy(0), y2: sy(0)}));
-  parts.push(svg("text", {class: "axis", x: L - 6, y: sy(0) + 4, "text-anchor": "end"}, "0"));
 
   // realized PnL steps at each fill, then a dashed line to realized + unrealized now
   let d = "M" + sx(x0) + "," + sy(0);
@@ -178,8 +190,43 @@ function drawChart(chart, series, pnl, marketNow) {
   for (const p of pts) {
     parts.push(svg("circle", {class: p.side === "BUY" ? "buy" : "sell", cx: sx(p.x), cy: sy(p.y), r: 3.5}));
   }
+  parts.push(...legend(L + 8, T + 4));
   chart.replaceChildren(...parts);
   chart.dataset.points = String(pts.length);
+}
+
+// About five round steps (1, 2 or 5 x 10^k won) between lo and hi, zero among them when in range.
+function yTicks(lo, hi) {
+  const raw = (hi - lo) / 5;
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi; v += step) out.push(Math.round(v));
+  return out;
+}
+
+// What the marks mean: fills are dots (red a buy, blue a sell, the Korean colours), the line is
+// realized PnL and the dashed tail adds what the open positions would make if sold now.
+function legend(x, y) {
+  const items = [["buy", "buy fill"], ["sell", "sell fill"], ["series", "realized"], ["now", "+ unrealized now"]];
+  const g = svg("g", {class: "legend"});
+  let at = x;
+  for (const [kind, label] of items) {
+    if (kind === "buy" || kind === "sell") g.appendChild(svg("circle", {class: kind + " key", cx: at + 4, cy: y + 6, r: 3.5}));
+    else g.appendChild(svg("path", {class: kind, d: "M" + at + "," + (y + 6) + " h14"}));
+    g.appendChild(svg("text", {class: "axis", x: at + 18, y: y + 10}, label));
+    at += 26 + label.length * 6.2;
+  }
+  return [g];
+}
+
+// Marks any table wider than its card (data-overflow on <body>), which the layout must never do.
+function checkFit() {
+  const over = [...document.querySelectorAll("table")].filter((t) => {
+    const box = t.closest(".scroll") || t.parentElement;
+    return t.scrollWidth > box.clientWidth + 1;
+  }).map((t) => t.id || t.querySelector("tbody")?.id || "table");
+  document.body.dataset.overflow = over.join(" ");
 }
 
 async function refresh() {
@@ -195,8 +242,9 @@ async function refresh() {
     renderOrders(s);
     renderList($("corrections"), s.corrections || [], "none");
     renderList($("events"), s.events || [], "no events yet");
-    conn.textContent = "updated " + kstTime(s.generated_ts);
+    conn.textContent = "updated " + kstTime(s.generated_ts) + " wall clock";
     conn.className = "badge ok";
+    checkFit();
     document.body.dataset.loaded = "1";
   } catch (e) {
     conn.textContent = "disconnected";
