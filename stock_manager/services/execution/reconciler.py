@@ -31,6 +31,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from stock_manager.services.execution.context import SERVICE, Exec, Q
+from stock_manager.services.execution.costs import check_costs
 from stock_manager.services.execution.funds import FundsView
 from stock_manager.services.execution.notices import NoticeApplier
 from stock_manager.services.execution.positions import PositionDiff, compare, describe, verdict
@@ -454,6 +455,7 @@ class Reconciler:
                                   f"positions still differ from the broker's: {describe(diffs)}; nothing recorded "
                                   "explains it, trading halts", level="ERROR", market_ts=now,
                                   diffs=[d.as_json() for d in diffs])
+            await check_costs(conn, balance.summary, now)  # the same balance: fees and tax too
         ex.count("position_checks")
         return result
 
