@@ -7,7 +7,7 @@ sell-side tax from 2026-01-01).  Prices are whole won, so everything here is ``i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from enum import StrEnum
 
@@ -169,13 +169,16 @@ def trade_date(at: datetime) -> date:
 SETTLEMENT_LAG_DAYS = 2  # KRX cash equities settle on T+2 business days
 
 
-def settlement_date(traded: date) -> date:
-    """The day a trade on ``traded`` settles: T+2 business days (weekends skipped, holidays not modelled)."""
-    out, n = traded, SETTLEMENT_LAG_DAYS
-    while n > 0:
-        out += timedelta(days=1)
-        if out.weekday() < 5:
-            n -= 1
+def settlement_date(traded: date, calendar: TradingCalendar | None = None) -> date:
+    """The day a trade on ``traded`` settles: the second trading day after it (T+2).
+
+    Counted on the trading calendar (``calendar`` or the process's installed one), so a sale on
+    2025-12-29 settles on 2026-01-02, past the Dec 31 closure and New Year's Day.
+    """
+    cal = calendar or installed()
+    out = traded
+    for _ in range(SETTLEMENT_LAG_DAYS):
+        out = cal.next_trading_day(out)
     return out
 
 
@@ -302,6 +305,7 @@ def affordable_qty(cash: int, unit: int, fees: Fees) -> int:
     return q
 
 
-def sell_tax(amount: Decimal | int, market: Market, traded: date) -> Decimal:
+def sell_tax(amount: Decimal | int, market: Market, traded: date, calendar: TradingCalendar | None = None) -> Decimal:
     """Sell-side tax in whole won, rounded down, at the rate of the trade's settlement date."""
-    return (Decimal(amount) * sell_tax_rate(market, settlement_date(traded))).to_integral_value(ROUND_DOWN)
+    rate = sell_tax_rate(market, settlement_date(traded, calendar))
+    return (Decimal(amount) * rate).to_integral_value(ROUND_DOWN)

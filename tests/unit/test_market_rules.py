@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from stock_manager.shared.calendar import WEEKDAYS, DayEntry, DayKind, TradingCalendar
 from stock_manager.shared.clock import KST
 from stock_manager.shared.market_rules import (
     FeeSchedule,
@@ -103,12 +104,17 @@ def test_costs() -> None:
 
 
 def test_sell_tax_follows_the_settlement_date() -> None:
-    assert settlement_date(date(2025, 12, 26)) == date(2025, 12, 30)  # Friday -> Tuesday
-    assert settlement_date(date(2025, 12, 30)) == date(2026, 1, 1)
+    assert settlement_date(date(2025, 12, 26), WEEKDAYS) == date(2025, 12, 30)  # Friday -> Tuesday
+    assert settlement_date(date(2025, 12, 30), WEEKDAYS) == date(2026, 1, 1)
     # traded in 2025, settled in 2026: 2026's rate
-    assert sell_tax(1_000_000, Market.KOSPI, date(2025, 12, 30)) == Decimal(2000)
-    assert sell_tax(1_000_000, Market.KOSPI, date(2025, 12, 26)) == Decimal(1500)
+    assert sell_tax(1_000_000, Market.KOSPI, date(2025, 12, 30), WEEKDAYS) == Decimal(2000)
+    assert sell_tax(1_000_000, Market.KOSPI, date(2025, 12, 26), WEEKDAYS) == Decimal(1500)
     assert sell_tax_rate(Market.KOSDAQ, date(2026, 1, 1)) == Decimal("0.0020")
+    # on KRX's calendar Dec 31 and Jan 1 are closed: Monday 2025-12-29 settles on 2026-01-02
+    krx = TradingCalendar({date(2025, 12, 31): DayEntry(DayKind.CLOSED), date(2026, 1, 1): DayEntry(DayKind.CLOSED)})
+    assert settlement_date(date(2025, 12, 29), krx) == date(2026, 1, 2)
+    assert sell_tax(1_000_000, Market.KOSPI, date(2025, 12, 29), krx) == Decimal(2000)
+    assert sell_tax(1_000_000, Market.KOSPI, date(2025, 12, 29), WEEKDAYS) == Decimal(1500)
     assert sell_tax_rate(Market.KONEX, date(2025, 6, 1)) == Decimal("0.0010")
 
 
