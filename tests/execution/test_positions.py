@@ -24,3 +24,9 @@ def test_a_difference_is_drift_only_when_it_is_seen_again_unchanged() -> None:
     assert describe(a) == "000660 broker 5 / ours 3"
     many = [PositionDiff(f"00000{i}", i, 0) for i in range(1, 8)]
     assert describe(many).endswith("and 2 more")
+
+
+def test_a_difference_with_fills_still_on_their_way_is_never_drift() -> None:
+    a = [PositionDiff("943000", 0, 2)]  # a sell filled at the broker, its fill not recorded yet
+    assert verdict(a, list(a), in_flight={"943000"}) is PositionVerdict.MISMATCH
+    assert verdict(a, list(a), in_flight={"005930"}) is PositionVerdict.DRIFT

@@ -2,14 +2,15 @@
 
 The broker's holdings (inquire-balance ``hldg_qty``) are the truth.  Ours are the net of every fill
 recorded.  A difference seen once may be a fill still on its way (a notice not yet applied, an
-order the reconciler has not listed yet), so it is a MISMATCH; the same difference again at the
-next comparison, after reconcile passes had the chance to add any missing fill, is DRIFT: nothing
-we know explains it, and trading must stop until a person looks.
+order the reconciler has not listed yet), so it is a MISMATCH; so is any difference in a symbol
+with something still in flight.  The same difference again at the next comparison, with nothing in
+flight for that symbol, is DRIFT: nothing we know explains it, and trading must stop until a
+person looks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +37,19 @@ def compare(broker: Mapping[str, int], ours: Mapping[str, int]) -> list[Position
                   for s in set(broker) | set(ours) if broker.get(s, 0) != ours.get(s, 0))
 
 
-def verdict(diffs: Sequence[PositionDiff], previous: Sequence[PositionDiff] | None) -> PositionVerdict:
-    """AGREE, MISMATCH on a first sighting, DRIFT when the previous comparison saw the same."""
+def verdict(diffs: Sequence[PositionDiff], previous: Sequence[PositionDiff] | None,
+            in_flight: Set[str] = frozenset()) -> PositionVerdict:
+    """AGREE; DRIFT when a difference the previous comparison saw too is still there and nothing is
+    on its way for that symbol; MISMATCH otherwise.
+
+    ``in_flight``: symbols with an order not final, fills short of the broker's count, an amendment
+    not settled, or a broker order not linked yet.  Their fills may still arrive, so a difference
+    there is a mismatch however long it lasts, and becomes drift only once they have settled.
+    """
     if not diffs:
         return PositionVerdict.AGREE
-    if previous is not None and sorted(previous) == sorted(diffs):
+    seen = set(previous or ())
+    if any(d in seen and d.symbol not in in_flight for d in diffs):
         return PositionVerdict.DRIFT
     return PositionVerdict.MISMATCH
 

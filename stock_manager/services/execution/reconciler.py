@@ -65,6 +65,8 @@ class Reconciler:
         self.funds = funds
         self.leader = False
         self._reported_unknown: set[str] = set()
+        # symbols of broker orders this pass saw and could not link (nor record as manual yet)
+        self._unlinked_symbols: set[str] = set()
         self._passes = 0
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -108,6 +110,7 @@ class Reconciler:
         done: dict[str, int] = {"resolved": 0, "resent": 0, "corrected": 0, "fills_added": 0}
         stream_up = await self._notice_stream_up()
         full = self._passes % ex.cfg.full_listing_every == 0
+        self._unlinked_symbols = set()
         for day in sorted(dates):
             since = None if full else await self._listing_since(day)
             listed_before = await self._db_now()
@@ -389,15 +392,15 @@ class Reconciler:
         """
         ex = self.ex
         async with ex.pool.connection() as conn:
-            pending = await (await conn.execute(Q["stale_pending"], self._stale_params())).fetchall()
-            young = await (await conn.execute(Q["young_pending"], {"after_s": ex.cfg.stale_pending_s})).fetchall()
-            if pending or young:
+            waiting = await (await conn.execute(Q["awaiting_broker"])).fetchone()
+            if waiting is None or waiting["waiting"]:
                 return
             linked = {r["broker_order_no"] for r in await (await conn.execute(Q["linked_numbers"],
                                                                                {"trade_date": day})).fetchall()}
             for r in listing:
                 if r.odno in linked or r.orgn_odno:
                     continue
+                self._unlinked_symbols.add(r.symbol)
                 at = datetime.combine(r.ord_dt, r.ord_tmd, KST) if r.ord_tmd else ex.clock.now()
                 # our name for its ORD_DVSN; a type we never send (03 최유리, 05, …) is kept as MKT,
                 # with the broker's own code in ord_dvsn
@@ -441,7 +444,8 @@ class Reconciler:
             last = await (await conn.execute(Q["last_position_check"])).fetchone()
             previous = [PositionDiff.of_json(d) for d in last["diffs"]] if last is not None else None
             diffs = compare({r.symbol: r.hldg_qty for r in balance.rows}, ours)
-            result = verdict(diffs, previous)
+            moving = {r["symbol"] for r in await (await conn.execute(Q["symbols_in_flight"])).fetchall()}
+            result = verdict(diffs, previous, in_flight=moving | self._unlinked_symbols)
             now = ex.clock.now()
             await conn.execute(Q["insert_position_check"], {
                 "market_ts": now, "verdict": result, "symbols": len(set(ours) | {r.symbol for r in balance.rows}),

@@ -101,3 +101,22 @@ SELECT check_id, verdict, diffs FROM trade.position_checks ORDER BY check_id DES
 INSERT INTO trade.position_checks (market_ts, verdict, symbols, diffs)
 VALUES (%(market_ts)s, %(verdict)s, %(symbols)s, %(diffs)s)
 RETURNING check_id;
+
+-- name: awaiting_broker
+-- Is anything of ours still waiting for the broker's word (an order or amendment written ahead or in
+-- doubt, however young or old)?  Until it is resolved, an unlinked broker order may be one of ours.
+SELECT EXISTS (SELECT 1 FROM trade.orders WHERE status IN ('PENDING_SUBMIT', 'IN_DOUBT'))
+    OR EXISTS (SELECT 1 FROM trade.order_amendments WHERE status IN ('PENDING_SUBMIT', 'IN_DOUBT')) AS waiting;
+
+-- name: symbols_in_flight
+-- Symbols whose fills may still be on their way: an order not final, one the reconciler found short
+-- of the broker's fills, or one with an amendment not settled.  A difference there is not drift yet.
+SELECT DISTINCT o.symbol
+  FROM trade.orders o
+ WHERE o.status IN ('PENDING_SUBMIT', 'IN_DOUBT', 'SUBMITTED', 'PARTIAL')
+    OR o.fills_missing_since IS NOT NULL
+UNION
+SELECT o.symbol
+  FROM trade.order_amendments a
+  JOIN trade.orders o ON o.order_id = a.order_id
+ WHERE a.status IN ('PENDING_SUBMIT', 'IN_DOUBT');
