@@ -75,3 +75,41 @@ def test_the_image_runs_the_cli() -> None:
     assert 'ENTRYPOINT ["stock-manager"]' in dockerfile
     # services/, shared/ and db/ live inside the stock_manager package (issue #16)
     assert "COPY stock_manager ./stock_manager" in dockerfile
+
+
+def _dockerignored(path: str, patterns: list[str]) -> bool:
+    """Docker's rule for the build context: the last pattern matching the path or a parent decides."""
+    from fnmatch import fnmatch
+
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for raw in patterns:
+        neg, pat = raw.startswith("!"), raw.lstrip("!").rstrip("/")
+        if pat.startswith("**/"):
+            hit = any(fnmatch(p, pat[3:]) for p in parts)
+        else:
+            hit = any(fnmatch(p, pat) for p in prefixes)
+        if hit:
+            ignored = not neg
+    return ignored
+
+
+def test_the_build_context_is_only_what_the_image_needs() -> None:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [x.strip() for x in lines if x.strip() and not x.startswith("#")]
+    copied = [x.split()[1:-1] for x in (ROOT / "Dockerfile").read_text().splitlines() if x.startswith("COPY ")]
+    for src in (s for srcs in copied for s in srcs):
+        assert not _dockerignored(src, patterns), f"the Dockerfile copies {src} but .dockerignore leaves it out"
+    assert not _dockerignored("stock_manager/db/migrations/0001_create_roles.sql", patterns)
+    for private in (".stock-manager/pgdata/PG_VERSION", ".stock-manager/kis-sim/state.json", ".env", ".git/config",
+                    ".venv/bin/python", "stock_manager/__pycache__/cli.cpython-311.pyc", "reports/x/index.html"):
+        assert _dockerignored(private, patterns), private
+
+
+def test_an_optional_env_file_says_which_compose_it_needs(compose: dict[str, Any]) -> None:
+    optional = [s for s in compose.values() for e in s.get("env_file", []) if isinstance(e, dict)
+                and e.get("required") is False]
+    if optional:  # `required: false` is Compose 2.24+; older ones reject the file
+        assert "Compose 2.24" in (ROOT / "README.md").read_text()
+        assert "Compose 2.24" in (ROOT / "docker-compose.yml").read_text()
