@@ -35,11 +35,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sh.add_argument("--to", dest="end", type=date.fromisoformat, default=None)
 
 
-def default_range(today: date) -> tuple[date, date]:
-    """Last year to next year: enough for reports on last year and a year of trading ahead."""
-    return date(today.year - 1, 1, 1), date(today.year + 1, 12, 31)
-
-
 def override_entry(args: argparse.Namespace) -> cal.DayEntry | None:
     """The entry ``set``'s options describe; None for ``--clear``."""
     if args.clear:
@@ -54,7 +49,7 @@ def override_entry(args: argparse.Namespace) -> cal.DayEntry | None:
 
 
 async def refresh(url: str, start: date | None = None, end: date | None = None) -> int:
-    d0, d1 = default_range(datetime.now(UTC).date())
+    d0, d1 = cal.default_range(datetime.now(UTC).date())
     async with await connect(url, autocommit=False) as conn:
         n = await cal.refresh_library(conn, start or d0, end or d1)
         await conn.commit()
@@ -78,7 +73,7 @@ async def run(args: argparse.Namespace, url: str) -> int:
             await conn.commit()
         print(f"{args.day}: " + ("override cleared" if entry is None else _describe(entry)))
         return 0
-    d0, d1 = default_range(datetime.now(UTC).date())
+    d0, d1 = cal.default_range(datetime.now(UTC).date())
     start, end = args.start or d0, args.end or d1
     async with await connect(url) as conn:
         known = await cal.load_calendar(conn, start, end)

@@ -234,6 +234,11 @@ def xkrx_calendar(start: date, end: date) -> TradingCalendar:
     return TradingCalendar(xkrx_entries(start, end))
 
 
+def default_range(today: date) -> tuple[date, date]:
+    """Last year to next year: enough for reports on last year and a year of trading ahead."""
+    return date(today.year - 1, 1, 1), date(today.year + 1, 12, 31)
+
+
 # --- the tables (ops.trading_days, ops.trading_day_overrides, ops.kis_holiday_checks) ----------
 
 async def refresh_library(conn: AsyncConnection[Any], start: date, end: date) -> int:

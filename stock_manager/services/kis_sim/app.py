@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -15,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stock_manager.shared import platform
+from stock_manager.shared import calendar, platform
 from stock_manager.shared.clock import Clock
 
 from . import control, rest
@@ -119,6 +120,9 @@ async def serve(
         cfg = SimConfig(env=env)
     else:
         cfg = replace(config, env=env) if env != config.env and env != "real" else config
+    # the simulator's market and its order checks follow KRX's calendar, as the product's do; it has
+    # no database, so it reads the library itself, once, for last year to next year
+    calendar.install(calendar.xkrx_calendar(*calendar.default_range(datetime.now(UTC).date())))
     server = uvicorn.Server(uvicorn_config(create_app(cfg, data_dir=data_dir), host, port))
     if platform.stop_on_stdin_close_wanted():  # started by `up`: its stop protocol
         platform.watch_stdin_close(lambda: setattr(server, "should_exit", True))

@@ -16,12 +16,12 @@ from typing import Protocol
 
 from stock_manager.shared.clock import ScaledClock, kst
 from stock_manager.shared.market_rules import (
-    OPEN_AUCTION_START,
     Phase,
     commission,
     on_tick,
     phase_at,
     sell_tax,
+    session_on,
     trade_date,
 )
 
@@ -147,8 +147,10 @@ class Broker:
         phase = phase_at(now)
         if phase is Phase.CLOSED or (phase in SESSION_DVSN and self.config.env != "real"):
             # paper has no market after the close
+            # a closed day (weekend, holiday) answers as after the close, all day
             local = kst(now)
-            if local.weekday() < 5 and local.time() < OPEN_AUCTION_START:
+            session = session_on(local.date())
+            if session is not None and local.time() < session.open_auction_start:
                 raise m.BizError(m.before_open(self.config.env))
             raise m.BizError(m.after_close(self.config.env))
         return phase

@@ -39,22 +39,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, Protocol
 
+from stock_manager.shared.calendar import Session
 from stock_manager.shared.market_rules import (
-    AFTER_HOURS_END,
-    AFTER_HOURS_START,
     AFTER_HOURS_UNCROSS_EVERY_S,
     CLOSE_UNCROSS_MAX_DELAY_S,
-    CLOSING_AUCTION_START,
-    OPEN_AUCTION_START,
-    POST_CLOSE_START,
-    SESSION_CLOSE,
-    SESSION_OPEN,
     Market,
     Phase,
     after_hours_limits,
     phase_at,
     price_limits,
     round_to_tick,
+    session_on,
     tick_size,
     ticks_away,
 )
@@ -81,16 +76,39 @@ def _secs(t: time) -> int:
     return t.hour * 3600 + t.minute * 60 + t.second
 
 
-OPEN_AUCTION_S = _secs(OPEN_AUCTION_START)
-OPEN_S = _secs(SESSION_OPEN)
-CLOSE_AUCTION_S = _secs(CLOSING_AUCTION_START)
-CLOSE_S = _secs(SESSION_CLOSE)
-POST_CLOSE_S = _secs(POST_CLOSE_START)
-AFTER_HOURS_S = _secs(AFTER_HOURS_START)
-AFTER_HOURS_END_S = _secs(AFTER_HOURS_END)
-AFTER_HOURS_UNCROSSES = tuple(
-    range(AFTER_HOURS_S + AFTER_HOURS_UNCROSS_EVERY_S, AFTER_HOURS_END_S + 1, AFTER_HOURS_UNCROSS_EVERY_S)
-)
+@dataclass(frozen=True)
+class DayTimes:
+    """One trading day's session boundaries in seconds after KST midnight.
+
+    From the day's ``Session`` in the installed calendar, the one ``phase_at`` reads, so the
+    market's own clockwork and the broker's order checks always agree on a holiday or a day with
+    other hours (the CSAT day's 10:00-16:30 moves every boundary, the after-hours uncrosses too).
+    """
+
+    open_auction: int
+    open: int
+    close_auction: int
+    close: int
+    post_close: int
+    after_hours: int
+    after_hours_end: int
+    uncrosses: tuple[int, ...]
+
+    @classmethod
+    def of(cls, s: Session) -> DayTimes:
+        ah, ah_end = _secs(s.after_hours_start), _secs(s.after_hours_end)
+        return cls(_secs(s.open_auction_start), _secs(s.open), _secs(s.closing_auction_start), _secs(s.close),
+                   _secs(s.post_close_start), ah, ah_end,
+                   tuple(range(ah + AFTER_HOURS_UNCROSS_EVERY_S, ah_end + 1, AFTER_HOURS_UNCROSS_EVERY_S)))
+
+
+_REGULAR_TIMES = DayTimes.of(Session(date(2000, 1, 3)))
+
+
+def day_times(day_no: int) -> DayTimes | None:
+    """The day's boundaries, or None when the calendar has the market closed all day."""
+    s = session_on(day_date(day_no))
+    return None if s is None else DayTimes.of(s)
 
 # The crowd in a call auction: its volume at a balanced uncross as a share of the prior day's
 # volume, and how far (in daily volatilities of log price) one crowd depth of imbalance moves it.
@@ -134,15 +152,16 @@ def daily_interest(seed: int, code: str, day_no: int) -> float:
 def expected_volume(sym: Symbol, seed: int, ts: float) -> int:
     """Expected cumulative volume at ``ts`` for a symbol that has not been simulated yet."""
     nd = day_number(ts)
-    if (nd + 3) % 7 >= 5 or sym.halted:
+    dt = day_times(nd)
+    if dt is None or sym.halted:
         return 0
     off = ts - day_start(nd)
-    if off < OPEN_S:
+    if off < dt.open:
         return 0
-    session = min(off, CLOSE_AUCTION_S) - OPEN_S
+    session = min(off, dt.close_auction) - dt.open
     per_s = TIER_PRINT_RATE[sym.tier] * TIER_PRINT_VALUE[sym.tier] * daily_interest(seed, sym.code, nd)
     volume = per_s * session / sym.prior_close + sym.prior_volume * 0.02
-    if off >= CLOSE_S:
+    if off >= dt.close:
         volume += sym.prior_volume * 0.05
     return int(volume)
 
@@ -412,10 +431,15 @@ class SymbolState:
 
     def _new_day_sessions(self) -> None:
         """The day's closing-call schedule and empty after-the-close books."""
-        self.close_offset = CLOSE_S + close_uncross_delay(self.seed, self.sym.code, self.day_no)
+        times = day_times(self.day_no)
+        # a closed day still gets regular boundaries to compare against; nothing happens at them
+        self.times = times or _REGULAR_TIMES
+        self.is_trading_day = times is not None
+        dt = self.times
+        self.close_offset = dt.close + close_uncross_delay(self.seed, self.sym.code, self.day_no)
         self._bounds = sorted(
-            {OPEN_AUCTION_S, OPEN_S, CLOSE_AUCTION_S, self.close_offset, POST_CLOSE_S, AFTER_HOURS_S}
-            | set(AFTER_HOURS_UNCROSSES)
+            {dt.open_auction, dt.open, dt.close_auction, self.close_offset, dt.post_close, dt.after_hours}
+            | set(dt.uncrosses)
             | {DAY_S}
         )
         self.closed = False
@@ -438,7 +462,8 @@ class SymbolState:
 
     @property
     def trading_day(self) -> bool:
-        return (self.day_no + 3) % 7 < 5  # 1970-01-01 was a Thursday
+        """The calendar's word on the state's day (weekends, holidays, the operator's closed days)."""
+        return self.is_trading_day
 
     def phase(self) -> Phase:
         """Phase at the state's own time (it has been advanced to the clock before use).
@@ -454,7 +479,8 @@ class SymbolState:
         if not self.trading_day or self.sym.halted:
             return False
         off = self.t - day_start(self.day_no)
-        return OPEN_AUCTION_S <= off < OPEN_S or (off >= CLOSE_AUCTION_S and not self.closed)
+        dt = self.times
+        return dt.open_auction <= off < dt.open or (off >= dt.close_auction and not self.closed)
 
     def advance(self, now: float) -> None:
         nd = day_number(now)
@@ -498,21 +524,23 @@ class SymbolState:
             # (start + offset) - start need not give the offset back exactly
             nxt = next(b for b in self._bounds if start + b > self.t)
             seg_end = min(end, start + nxt)
+            dt = self.times
             if self.trading_day and not self.sym.halted:
-                if OPEN_S <= off < CLOSE_AUCTION_S:
+                if dt.open <= off < dt.close_auction:
                     self._continuous(self.t, seg_end)
-                elif OPEN_AUCTION_S <= off < self.close_offset:
+                elif dt.open_auction <= off < self.close_offset:
                     self._walk(seg_end - self.t)
-                elif POST_CLOSE_S <= off < AFTER_HOURS_S:
+                elif dt.post_close <= off < dt.after_hours:
                     self._post_close_until(seg_end)
             self.t = seg_end
             if seg_end == start + nxt and self.trading_day and not self.sym.halted:
                 self._boundary(nxt, seg_end)
 
     def _boundary(self, offset: float, ts: float) -> None:
-        if offset == OPEN_S:
+        dt = self.times
+        if offset == dt.open:
             self._uncross(ts, closing=False)
-        elif offset == CLOSE_AUCTION_S:
+        elif offset == dt.close_auction:
             # the closing call collects everything still open; 조건부지정가 turns into market
             for o in self._all_open_orders():
                 if o.ord_dvsn == "02":
@@ -531,17 +559,17 @@ class SymbolState:
             self.asks.clear()
             self.takers.clear()
             self.auction.clear()
-        elif offset == POST_CLOSE_S:
+        elif offset == dt.post_close:
             self._open_post_close(ts)
-        elif offset == AFTER_HOURS_S:
+        elif offset == dt.after_hours:
             for queue in self.post_queues:
                 for lot in queue:
                     if lot.order is not None and lot.order.live:
                         self.sink.on_expire(lot.order, ts)
                 queue.clear()
             self._open_after_hours()
-        if offset in AFTER_HOURS_UNCROSSES:
-            self._after_hours_uncross(AFTER_HOURS_UNCROSSES.index(int(offset)), ts)
+        if offset in dt.uncrosses:
+            self._after_hours_uncross(dt.uncrosses.index(int(offset)), ts)
 
     def _all_open_orders(self) -> list[Order]:
         seen: list[Order] = []
@@ -895,7 +923,7 @@ class SymbolState:
         """What the running call auction would uncross at now (KRX's 예상체결가), or None outside one."""
         if not self.in_call():
             return None
-        closing = self.t - day_start(self.day_no) >= CLOSE_AUCTION_S
+        closing = self.t - day_start(self.day_no) >= self.times.close_auction
         return self._cross(self.auction, self.grid(), self._call_crowd(closing), self.fair())[0]
 
     def _uncross(self, ts: float, *, closing: bool) -> None:
@@ -933,7 +961,7 @@ class SymbolState:
         """Draw the crowd's orders at the closing price for 15:40-16:00: a small share of the day's volume
         per side, in a few dozen orders at random moments."""
         rng = day_rng(self.seed, self.sym.code, self.day_no, "post-close")
-        span = AFTER_HOURS_S - POST_CLOSE_S
+        span = self.times.after_hours - self.times.post_close
         arrivals: list[tuple[float, int, int]] = []
         for side in (0, 1):
             total = int(self.stats.volume * rng.uniform(*POST_CLOSE_CROWD_SHARE))
@@ -980,7 +1008,7 @@ class SymbolState:
         log_c = math.log(self.close_price)
         lo, hi = math.log(self.ah_lower), math.log(self.ah_upper)
         self.ah_crowds = []
-        for _ in AFTER_HOURS_UNCROSSES:
+        for _ in self.times.uncrosses:
             log_c = min(max(log_c + rng.gauss(0.0, self.sym.daily_vol * AFTER_HOURS_DRIFT_VOL), lo), hi)
             depth = max(1, self.stats.volume) * rng.uniform(*AFTER_HOURS_CROWD_SHARE) / math.log(2)
             self.ah_crowds.append((math.exp(log_c), depth))
@@ -994,7 +1022,7 @@ class SymbolState:
         self._record_off_hours(result.price, result.volume)
         # unfilled orders wait for the next uncross; the last one (18:00) ends the day for them
         self.ah_book = [o for o in self.ah_book if o.live]
-        if k == len(AFTER_HOURS_UNCROSSES) - 1:
+        if k == len(self.times.uncrosses) - 1:
             for o in self.ah_book:
                 self.sink.on_expire(o, ts)
             self.ah_book = []
