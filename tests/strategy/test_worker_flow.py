@@ -86,16 +86,20 @@ async def test_sc002_scan_filters_and_stores_candidates_with_their_inputs(app: S
 
 
 async def test_sql_indicators_match_the_reference_definitions(app: StrategyApp, admin_pool: Pool) -> None:
+    from stock_manager.services.strategy.config import Params
     from stock_manager.services.strategy.rules.indicators import recent_high, sma
+    from stock_manager.services.strategy.strategies.breakout import scan_row
     async with admin_pool.connection() as conn:
         await add_symbol(conn, "005930", trend="up")
     await app.start()
     res = await app.scanner.run_once()
-    r = res.rows["005930"]
+    snap = res.rows["005930"]
     bars = await rows(admin_pool, "SELECT close, high FROM market.candles WHERE symbol = '005930'"
                       " ORDER BY bucket_ts DESC")
     closes, highs = [b["close"] for b in bars], [b["high"] for b in bars]
-    assert r.n_bars == 20  # the newest max(sma_long, breakout_bars + 1) bars are read
+    assert [c.close for c in snap.candles] == closes[:20]  # the newest max(sma_long, breakout_bars + 1) bars
+    r = scan_row(snap, Params())
+    assert r.n_bars == 20
     assert r.sma_short == sma(closes, 5) and r.sma_long == sma(closes, 20)
     assert r.recent_high == recent_high(highs, 10)
 

@@ -24,6 +24,8 @@ from stock_manager.services.strategy.config import StrategyConfig
 from stock_manager.services.strategy.drift import DriftGuard
 from stock_manager.services.strategy.feed import FeedGuard
 from stock_manager.services.strategy.liquidation import Liquidator
+from stock_manager.services.strategy.loading import load_strategy
+from stock_manager.services.strategy.port import Strategy
 from stock_manager.services.strategy.queries import Q
 from stock_manager.services.strategy.quotes import QuoteSource
 from stock_manager.services.strategy.recovery import Recovery, recover
@@ -37,8 +39,10 @@ from stock_manager.shared.market_rules import Phase, phase_at
 
 class StrategyApp:
     def __init__(self, pool: Pool, clock: Clock, cfg: StrategyConfig, instance_id: str,
-                 stopping: asyncio.Event | None = None, quotes: QuoteSource | None = None) -> None:
-        self.rt = Runtime(pool, clock, cfg, instance_id, stopping or asyncio.Event())
+                 stopping: asyncio.Event | None = None, quotes: QuoteSource | None = None,
+                 strategy: Strategy | None = None) -> None:
+        self.rt = Runtime(pool, clock, cfg, instance_id, strategy or load_strategy(cfg.strategy),
+                          stopping or asyncio.Event())
         if quotes is not None:
             self.rt.quotes = quotes
         self.feed = FeedGuard(self.rt)
@@ -55,13 +59,14 @@ class StrategyApp:
     async def start(self) -> None:
         cfg = self.rt.cfg
         await self.calendar.refresh()  # before anything asks phase_at
-        logger.info("strategy settings loaded: {} workers, strategy {}, risk {}", cfg.workers, cfg.strategy_version,
-                    cfg.risk_defaults())
+        logger.info("strategy settings loaded: {} workers, strategy {} ({}), risk {}", cfg.workers,
+                    self.rt.strategy_version, type(self.rt.strategy).__qualname__, cfg.risk_defaults())
         async with self.rt.pool.connection() as conn:
             pv = await self.rt.params(conn)
             await ops.emit(conn, "StrategyConfigured",
                            f"risk defaults {cfg.risk_defaults()}; params {pv.version}", market_ts=self.rt.now(),
                            workers=cfg.workers, params_version=pv.version, strategy_version=pv.strategy_version,
+                           strategy=self.rt.strategy.name, strategy_spec=cfg.strategy or "breakout",
                            risk=cfg.risk_defaults(), params=pv.params.as_json(), pid=os.getpid())
         logger.info("strategy params {}: {}", pv.version, pv.params.as_json())
         self.recovery = await recover(self.rt)

@@ -8,13 +8,13 @@ was decided under.
 
 from __future__ import annotations
 
-from datetime import time
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stock_manager.services.strategy.rules.universe import UniverseParams
 from stock_manager.shared.settings import SettingsError
 
 STRATEGY_VERSION = "breakout-v1"
@@ -26,8 +26,12 @@ class StrategyConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SM_STRATEGY_", env_file=".env", env_file_encoding="utf-8",
                                       extra="ignore")
 
+    # which strategy decides (CONTRACT: SM_STRATEGY, no prefix): package.module:Class, path/file.py:Class,
+    # or an entry point of group stock_manager.strategies; unset is the built-in breakout
+    strategy: str | None = Field(default=None, validation_alias=AliasChoices("SM_STRATEGY", "strategy"))
     workers: int = Field(default=2, ge=1, le=32)
-    strategy_version: str = Field(default=STRATEGY_VERSION, pattern=r"^[A-Za-z0-9._-]{1,40}$")
+    # what intents record as strategy_version; unset, the strategy's own name-version
+    strategy_version: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,40}$")
     # risk limits (seed 000 / 003: daily loss, per-symbol exposure, total positions, capital)
     capital_limit: Decimal = Field(default=Decimal(10_000_000), gt=0)
     daily_loss_limit: Decimal = Field(default=Decimal(300_000), gt=0)
@@ -93,36 +97,22 @@ def load_config(**overrides: Any) -> StrategyConfig:
         return StrategyConfig(**overrides)
     except ValidationError as e:
         err = e.errors()[0]
-        name = "SM_STRATEGY_" + str(err["loc"][0]).upper() if err["loc"] else "SM_STRATEGY_?"
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        name = "SM_STRATEGY" if field in ("strategy", "SM_STRATEGY") else "SM_STRATEGY_" + field.upper()
         raise SettingsError(f"setting {name} is malformed: {err['msg']}") from None
 
 
-class Params(BaseModel):
-    """Strategy parameters; unknown keys in an older row are ignored, missing ones take defaults."""
+class Params(UniverseParams):
+    """The built-in breakout's parameters (the universe filters and the window are inherited)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    # universe filters
-    min_price: Decimal = Decimal(1_000)
-    max_price: Decimal = Decimal(500_000)
-    min_volume: int = 20_000
-    min_turnover: Decimal = Decimal(500_000_000)
-    max_spread_pct: Decimal = Decimal("0.6")
-    max_change_pct: Decimal = Decimal(20)
-    max_price_age_s: float = 120.0
     # indicators on 1-minute candles
     sma_short: int = Field(default=5, ge=1, le=120)
     sma_long: int = Field(default=20, ge=2, le=240)
     breakout_bars: int = Field(default=10, ge=1, le=240)
-    lookback_min: int = Field(default=120, ge=5, le=1440)
     # entry
-    entry_start: time = time(9, 5)
-    entry_end: time = time(15, 0)
     entry_order_type: Literal["MKT", "LMT"] = "MKT"
     limit_slippage_ticks: int = Field(default=1, ge=0, le=20)
-    capital_per_trade: Decimal = Decimal(1_000_000)
     # exits
-    stop_loss_pct: Decimal = Decimal(2)
     take_profit_pct: Decimal = Decimal(3)
     take_profit_fraction: Decimal = Decimal("0.5")
     take_profit2_pct: Decimal = Decimal(5)
@@ -131,7 +121,6 @@ class Params(BaseModel):
     trend_break_buffer_pct: Decimal = Decimal("0.3")
     trend_min_hold_s: float = 120.0
     max_hold_min: float = 90.0
-    reentry_cooldown_min: float = 15.0
 
     @field_validator("take_profit_fraction")
     @classmethod
@@ -139,6 +128,3 @@ class Params(BaseModel):
         if not Decimal(0) < v <= Decimal(1):
             raise ValueError("must be in (0, 1]")
         return v
-
-    def as_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")

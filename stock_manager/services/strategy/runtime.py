@@ -12,21 +12,25 @@ from typing import Any
 from loguru import logger
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
+from pydantic import ValidationError
 
-from stock_manager.services.strategy.config import Params, StrategyConfig
+from stock_manager.services.strategy.config import StrategyConfig
+from stock_manager.services.strategy.loading import one_line
+from stock_manager.services.strategy.port import Strategy, StrategyParams, label
 from stock_manager.services.strategy.queries import Q
 from stock_manager.services.strategy.quotes import NoQuotes, QuoteSource
 from stock_manager.services.strategy.rules.risk import RiskLimits
 from stock_manager.shared.clock import Clock
 from stock_manager.shared.db.pool import Pool
 from stock_manager.shared.market_rules import trade_date
+from stock_manager.shared.settings import SettingsError
 
 
 @dataclass(frozen=True)
 class ParamsVersion:
     version: str
     strategy_version: str
-    params: Params
+    params: StrategyParams
 
 
 @dataclass
@@ -35,6 +39,7 @@ class Runtime:
     clock: Clock
     cfg: StrategyConfig
     instance_id: str
+    strategy: Strategy
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     quotes: QuoteSource = field(default_factory=lambda: NoQuotes("no broker quote source configured"))
     _params: dict[date, ParamsVersion] = field(default_factory=dict)
@@ -45,7 +50,12 @@ class Runtime:
     def today(self) -> date:
         return trade_date(self.clock.now())
 
-    def limits(self, p: Params) -> RiskLimits:
+    @property
+    def strategy_version(self) -> str:
+        """What intents record: the operator's SM_STRATEGY_STRATEGY_VERSION, else the strategy's own."""
+        return self.cfg.strategy_version or label(self.strategy)
+
+    def limits(self, p: StrategyParams) -> RiskLimits:
         return RiskLimits(
             daily_loss_limit=self.cfg.daily_loss_limit,
             capital_limit=self.cfg.capital_limit,
@@ -55,24 +65,33 @@ class Runtime:
         )
 
     async def params(self, conn: AsyncConnection[Any], on: date | None = None) -> ParamsVersion:
-        """The parameters in force on ``on``; seeds a default row when none applies yet."""
+        """The parameters in force on ``on``; seeds a default row when none applies yet.
+
+        A row the strategy's parameter model refuses stops the service (``SettingsError``, one line
+        naming the row and the parameter): trading on parameters nobody meant is worse than not.
+        """
         d = on or self.today()
         cached = self._params.get(d)
         if cached is not None:
             return cached
-        sv = self.cfg.strategy_version
+        sv = self.strategy_version
+        model = self.strategy.Params
         row = await (await conn.execute(Q["params_for_date"], {"strategy_version": sv, "trade_date": d})).fetchone()
         if row is None:
             version = f"{sv}@{d.isoformat()}"
             await conn.execute(Q["insert_params"], {
                 "params_version": version, "effective_date": d, "strategy_version": sv,
-                "params": Jsonb(Params().as_json()), "note": "default parameters seeded by strategy"})
+                "params": Jsonb(model().as_json()), "note": "default parameters seeded by strategy"})
             row = await (await conn.execute(Q["params_for_date"],
                                             {"strategy_version": sv, "trade_date": d})).fetchone()
             logger.info("strategy params: seeded default {} for {}", version, d)
         assert row is not None
-        pv = ParamsVersion(str(row["params_version"]), str(row["strategy_version"]),
-                           Params.model_validate(row["params"]))
+        try:
+            params = model.model_validate(row["params"])
+        except ValidationError as e:
+            raise SettingsError(f"strategy parameters {row['params_version']} (trade.strategy_params) are invalid "
+                                f"for {label(self.strategy)}: {one_line(e)}") from None
+        pv = ParamsVersion(str(row["params_version"]), str(row["strategy_version"]), params)
         self._params[d] = pv
         return pv
 

@@ -1,4 +1,4 @@
-"""The scanner: the whole universe in one SQL statement, filters and signal in Python, candidates stored.
+"""The scanner: the whole universe in one SQL statement, the strategy's filters and signal, candidates stored.
 
 One scanner per process serves all its workers (N workers scanning the same universe N times would
 only multiply the load).  A failed read (a timeout, a dropped connection) is retried with
@@ -22,9 +22,9 @@ from loguru import logger
 from psycopg.types.json import Jsonb
 
 from stock_manager.services.strategy import ops
-from stock_manager.services.strategy.config import Params
+from stock_manager.services.strategy.port import Candle, EntrySignal, MarketSnapshot, StrategyParams
 from stock_manager.services.strategy.queries import Q
-from stock_manager.services.strategy.rules.scan import Evaluation, ScanOutcome, ScanRow, scan, to_store
+from stock_manager.services.strategy.rules.scan import ScanOutcome, run_scan, to_store
 from stock_manager.services.strategy.runtime import Runtime
 
 RETRYABLE: tuple[type[BaseException], ...] = (TimeoutError, psycopg.OperationalError, psycopg.errors.QueryCanceled)
@@ -40,8 +40,8 @@ class ScanResult:
     at: datetime
     params_version: str
     outcome: ScanOutcome
-    signals: list[Evaluation]
-    rows: dict[str, ScanRow] = field(default_factory=dict)
+    signals: list[EntrySignal]
+    rows: dict[str, MarketSnapshot] = field(default_factory=dict)
     elapsed_ms: float = 0.0
 
 
@@ -63,30 +63,36 @@ async def retry(fn: Callable[[], Awaitable[Any]], *, what: str, attempts: int = 
     raise ScanError(what) from last
 
 
-def _row(r: dict[str, Any]) -> ScanRow:
-    return ScanRow(
-        symbol=r["symbol"], market=r["market"], price=r["price"], bid=r["bid"], ask=r["ask"], volume=r["volume"],
-        turnover=r["turnover"], change_pct=r["change_pct"],
+def snapshot_of(r: dict[str, Any]) -> MarketSnapshot:
+    """A row of the snapshots query as the frozen values a strategy is given."""
+    ts = r["c_ts"] or []
+    candles = tuple(Candle(ts[k], r["c_open"][k], r["c_high"][k], r["c_low"][k], r["c_close"][k],
+                           int(r["c_volume"][k]), r["c_turnover"][k]) for k in range(len(ts)))
+    return MarketSnapshot(
+        symbol=r["symbol"], market=r["market"] or "KOSPI", price=r["price"], bid=r["bid"], ask=r["ask"],
+        volume=r["volume"], turnover=r["turnover"], change_pct=r["change_pct"],
+        base_price=Decimal(r["base_price"]) if r["base_price"] is not None else None,
         upper_limit=Decimal(r["upper_limit"]) if r["upper_limit"] is not None else None,
-        halted=bool(r["halted"]), stale_flag=bool(r["stale_flag"]), ts=r["ts"], n_bars=int(r["n_bars"]),
-        sma_short=r["sma_short"], sma_long=r["sma_long"], recent_high=r["recent_high"],
-    )
+        halted=bool(r["halted"]), stale=bool(r["stale_flag"]), ts=r["ts"], candles=candles)
+
+
+def snapshot_args(rt: Runtime, now: datetime, p: StrategyParams) -> dict[str, Any]:
+    return {"now": now, "since": now - timedelta(minutes=p.lookback_min), "depth": max(1, rt.strategy.bars(p))}
 
 
 class Scanner:
-    def __init__(self, rt: Runtime, *, fetch: Callable[[datetime, Params], Awaitable[list[ScanRow]]] | None = None,
+    def __init__(self, rt: Runtime, *,
+                 fetch: Callable[[datetime, StrategyParams], Awaitable[list[MarketSnapshot]]] | None = None,
                  retry_delay_s: float = 0.2) -> None:
         self.rt = rt
         self.latest: ScanResult | None = None
         self._fetch = fetch or self.fetch_rows
         self._retry_delay_s = retry_delay_s
 
-    async def fetch_rows(self, now: datetime, p: Params) -> list[ScanRow]:
+    async def fetch_rows(self, now: datetime, p: StrategyParams) -> list[MarketSnapshot]:
         async with self.rt.pool.connection() as conn:
-            cur = await conn.execute(Q["scan_universe"], {
-                "now": now, "since": now - timedelta(minutes=p.lookback_min), "short": p.sma_short,
-                "long": p.sma_long, "breakout": p.breakout_bars, "depth": max(p.sma_long, p.breakout_bars + 1)})
-            return [_row(r) for r in await cur.fetchall()]
+            cur = await conn.execute(Q["snapshots"], {"symbol": None, **snapshot_args(self.rt, now, p)})
+            return [snapshot_of(r) for r in await cur.fetchall()]
 
     async def run_once(self) -> ScanResult:
         """One poll: read, filter, evaluate, store candidates, record CandidateScanned."""
@@ -95,9 +101,9 @@ class Scanner:
         async with self.rt.pool.connection() as conn:
             pv = await self.rt.params(conn)
         logger.info("scan poll started (params {})", pv.version)
-        rows: list[ScanRow] = await retry(lambda: self._fetch(now, pv.params), what="universe read",
+        rows: list[MarketSnapshot] = await retry(lambda: self._fetch(now, pv.params), what="universe read",
                                           base_delay_s=self._retry_delay_s)
-        outcome = scan(rows, pv.params, now)
+        outcome = run_scan(self.rt.strategy, rows, pv.params, now)
         keep = to_store(outcome, self.rt.cfg.scan_store_limit)
         scan_id = uuid.uuid4()
         by_symbol = {r.symbol: r for r in rows}
@@ -117,7 +123,7 @@ class Scanner:
                            market_ts=now, scan_id=scan_id, universe=outcome.universe, passed=outcome.passed,
                            signals=outcome.signals, excluded=outcome.excluded, stored=len(keep),
                            top=[e.symbol for e in signals[:10]], elapsed_ms=round(elapsed, 1),
-                           params_version=pv.version)
+                           params_version=pv.version, strategy_version=pv.strategy_version)
         logger.info("scan filters: excluded {}; candidates {}", outcome.excluded, [e.symbol for e in signals[:10]])
         self.latest = ScanResult(scan_id, now, pv.version, outcome, signals, by_symbol, elapsed)
         return self.latest

@@ -20,7 +20,7 @@ import asyncio
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -41,25 +41,23 @@ from stock_manager.services.strategy.intents import (
     sells_written,
     write_intent,
 )
+from stock_manager.services.strategy.port import (
+    FORCED_REASONS,
+    EntrySignal,
+    ExitKind,
+    ExitReason,
+    MarketSnapshot,
+    PositionSnapshot,
+)
 from stock_manager.services.strategy.queries import Q
 from stock_manager.services.strategy.quotes import RestQuote
-from stock_manager.services.strategy.rules.exits import (
-    ExitKind,
-    Holding,
-    PriceSource,
-    Quote,
-    evaluate_exit,
-    quote_age_limit_s,
-    quote_is_stale,
-)
+from stock_manager.services.strategy.rules.exits import PriceSource, quote_age_limit_s, quote_is_stale
 from stock_manager.services.strategy.rules.liquidation import flatten_requested, in_liquidation_window
 from stock_manager.services.strategy.rules.risk import EntryProposal, check_entry, check_exit
-from stock_manager.services.strategy.rules.scan import Evaluation
-from stock_manager.services.strategy.rules.sizing import size_entry, upper_limit_of
 from stock_manager.services.strategy.runtime import Runtime, monotonic, pace, trading_state
-from stock_manager.services.strategy.scanner import Scanner
+from stock_manager.services.strategy.scanner import Scanner, snapshot_args, snapshot_of
 from stock_manager.shared.clock import kst
-from stock_manager.shared.market_rules import Market, Phase, phase_at
+from stock_manager.shared.market_rules import Phase, phase_at
 from stock_manager.shared.trade_states import WorkerStatus
 
 W = WorkerStatus
@@ -109,11 +107,19 @@ def _published(q: Any, now: datetime, limit: float) -> dict[str, Any]:
     return {"price": q["price"], "ts": q["ts"], "age": f"{age:.0f}s old", "age_s": round(age, 1), "limit_s": limit}
 
 
-def _market(name: str | None) -> Market:
+def strategy_exit_reason(reason: object) -> ExitReason | None:
+    """A strategy's exit reason, if it is one a strategy may give: the close's and flatten's are the
+    product's (re-entry and the day's summary tell them apart by it)."""
     try:
-        return Market(name or "KOSPI")
+        r = ExitReason(str(reason)) if reason is not None else None
     except ValueError:
-        return Market.KOSPI
+        return None
+    return None if r is None or r.value in FORCED_REASONS else r
+
+
+def entry_reason(strategy_name: str) -> str:
+    """trade.order_intents.reason of an entry: SIGNAL_ and the strategy's name (SIGNAL_BREAKOUT)."""
+    return "SIGNAL_" + "".join(c if c.isalnum() else "_" for c in strategy_name).upper()
 
 
 class Worker:
@@ -282,7 +288,7 @@ class Worker:
             if await self._try_enter(e, res.scan_id, t) is not Try.NEXT:
                 return
 
-    async def _try_enter(self, e: Evaluation, scan_id: uuid.UUID, t: Tick) -> Try:
+    async def _try_enter(self, e: EntrySignal, scan_id: uuid.UUID, t: Tick) -> Try:
         res = self.scanner.latest
         assert res is not None
         row = res.rows[e.symbol]
@@ -290,10 +296,12 @@ class Worker:
         async with self.rt.pool.connection() as conn:
             pv = await self.rt.params(conn)
         p = pv.params
-        market = _market(row.market)
-        upper = upper_limit_of(row.price, row.upper_limit, None, market)
-        order = size_entry(p.capital_per_trade, row.price, row.ask, upper, order_type=p.entry_order_type,
-                           market=market, slippage_ticks=p.limit_slippage_ticks)
+        strategy = self.rt.strategy
+        order = strategy.size(row, p)
+        if order.qty <= 0 or order.order_type not in ("MKT", "LMT") or (
+                order.order_type == "LMT" and (order.limit_price is None or order.limit_price <= 0)):
+            logger.info("{}: {} sized no order ({}); next candidate", sym, strategy.name, order)
+            return Try.NEXT
         async with self.rt.pool.connection() as conn:
             if not await locks.acquire_lock(conn, sym, self.worker_id, self.rt.cfg.lock_ttl_s, t.now):
                 return Try.NEXT
@@ -314,9 +322,10 @@ class Worker:
             spec = IntentSpec(
                 action_key=entry_key(self.worker_id, sym, self.rt.today().isoformat(), self.entry_seq),
                 symbol=sym, side="BUY", intent_type="ENTRY", qty=order.qty, order_type=order.order_type,
-                limit_price=order.limit_price, reason="SIGNAL_BREAKOUT", worker_id=self.worker_id,
+                limit_price=order.limit_price, reason=entry_reason(strategy.name), worker_id=self.worker_id,
                 strategy_version=pv.strategy_version, params_version=pv.version, ref_price=ref,
-                context={**e.inputs, "score": e.score, "scan_id": scan_id, "reserve_price": order.reserve_price},
+                context={**e.inputs, "score": e.score, "scan_id": scan_id, "reserve_price": order.reserve_price,
+                         "strategy": strategy.name, "strategy_code_version": strategy.version},
                 candidate_id=cand["candidate_id"] if cand else None)
             written = await write_intent(conn, spec, t.now)
             await conn.execute(Q["set_current_symbol"], {"worker_id": self.worker_id, "symbol": sym})
@@ -422,27 +431,32 @@ class Worker:
         cfg = self.rt.cfg
         limit = quote_age_limit_s(cfg.max_quote_age_s, cfg.quote_age_floor_wall_s, self.rt.clock.speed)
         async with self.rt.pool.connection() as conn:
-            q = await (await conn.execute(Q["quote"], {
-                "symbol": sym, "now": t.now, "since": t.now - timedelta(minutes=pv.params.lookback_min),
-                "short": pv.params.sma_short})).fetchone()
-            sma = q["sma_short"] if q is not None and int(q["n_bars"] or 0) >= pv.params.sma_short else None
-            quote: Quote | None = None
-            if q is not None and not quote_is_stale(q["ts"], t.now, limit):
-                quote = Quote(q["price"], sma, q["ts"])
+            q = await (await conn.execute(Q["snapshots"], {
+                "symbol": sym, **snapshot_args(self.rt, t.now, pv.params)})).fetchone()
+            published = snapshot_of(q) if q is not None else None
+            quote: MarketSnapshot | None = None
+            if published is not None and not quote_is_stale(published.ts, t.now, limit):
+                quote = published
                 await conn.execute(Q["set_high_water"], {"symbol": sym, "price": quote.price})
         acting = not t.liquidating and monotonic() >= self._retry_after
         if quote is None and acting:
-            quote = await self._rest_quote(t, sym, q, sma, limit)
+            quote = await self._rest_quote(t, sym, q, published, limit)
         if not acting or quote is None:
             return  # the liquidator sells everything now; or no price fit to decide on
-        holding = Holding(qty=int(pos["qty"]), avg_price=pos["avg_price"], entry_ts=pos["entry_ts"] or t.now,
-                          high_water=max(pos["high_water_price"] or quote.price, quote.price),
-                          exit_stage=int(pos["exit_stage"]))
-        d = evaluate_exit(holding, quote, pv.params, t.now)
-        inputs = d.inputs if quote.source is PriceSource.PRICESYNC else {
+        holding = PositionSnapshot(symbol=sym, qty=int(pos["qty"]), avg_price=pos["avg_price"],
+                                   entry_ts=pos["entry_ts"] or t.now,
+                                   high_water=max(pos["high_water_price"] or quote.price, quote.price),
+                                   exit_stage=int(pos["exit_stage"]))
+        d = self.rt.strategy.exit(holding, quote, pv.params, t.now)
+        inputs = d.inputs if quote.source == PriceSource.PRICESYNC else {
             **d.inputs, "stale_quote": _published(q, t.now, limit)}
         if d.kind is ExitKind.NONE:
             await self._monitoring(t, sym, inputs)
+            return
+        reason = strategy_exit_reason(d.reason)
+        if reason is None or d.qty <= 0:
+            logger.warning("{}: {} asked for an exit with no reason of its own or no shares ({}); ignored", sym,
+                           self.rt.strategy.name, d)
             return
         async with self.rt.pool.connection() as conn:
             covered = await open_sell_qty(conn, sym)
@@ -452,22 +466,23 @@ class Worker:
             trip = int(pos["trip_first_fill_id"])
             n = await sells_written(conn, sym, trip)
             full = d.kind is ExitKind.FULL or qty >= holding.qty
-            assert d.reason is not None
-            await ops.emit(conn, "ExitTriggered", f"{sym}: {d.reason.value} -> sell {qty} of {holding.qty} "
-                           f"(price {quote.price} from {quote.source.value})",
-                           symbol=sym, worker_id=self.worker_id, market_ts=t.now, reason=d.reason, qty=qty,
+            await ops.emit(conn, "ExitTriggered", f"{sym}: {reason.value} -> sell {qty} of {holding.qty} "
+                           f"(price {quote.price} from {quote.source})",
+                           symbol=sym, worker_id=self.worker_id, market_ts=t.now, reason=reason, qty=qty,
                            **inputs)
             written = await write_intent(conn, IntentSpec(
                 action_key=f"{exit_key_prefix(sym, trip)}{n}", symbol=sym, side="SELL",
                 intent_type="EXIT_FULL" if full else "EXIT_PARTIAL", qty=qty, order_type="MKT", limit_price=None,
-                reason=d.reason.value, worker_id=self.worker_id, strategy_version=pv.strategy_version,
-                params_version=pv.version, ref_price=Decimal(quote.price), context={**inputs, "rule": d.reason}),
+                reason=reason.value, worker_id=self.worker_id, strategy_version=pv.strategy_version,
+                params_version=pv.version, ref_price=Decimal(quote.price),
+                context={**inputs, "rule": reason, "strategy": self.rt.strategy.name}),
                 t.now)
             if not full:
                 await conn.execute(Q["set_exit_stage"], {"symbol": sym, "trip": trip, "stage": 1})
         self.pending = Pending(written.intent_id, "EXIT", sym, monotonic(), partial=not full)
 
-    async def _rest_quote(self, t: Tick, sym: str, q: Any, sma: Decimal | None, limit: float) -> Quote | None:
+    async def _rest_quote(self, t: Tick, sym: str, q: Any, published: MarketSnapshot | None,
+                          limit: float) -> MarketSnapshot | None:
         """PriceSync's quote is stale or missing: the broker's instead, kept while it is young enough.
 
         The REST price lives in this worker's memory only (``market.*`` is PriceSync's); the exit it
@@ -486,7 +501,11 @@ class Worker:
                         _published(q, t.now, limit)["age"], price)
             async with self.rt.pool.connection() as conn:
                 await conn.execute(Q["set_high_water"], {"symbol": sym, "price": price})
-        return Quote(rest.price, sma, rest.at, PriceSource.REST)
+        if published is None:
+            return MarketSnapshot(symbol=sym, market="KOSPI", price=rest.price, bid=None, ask=None, volume=None,
+                                  turnover=None, change_pct=None, base_price=None, upper_limit=None, halted=False,
+                                  stale=False, ts=rest.at, source=PriceSource.REST.value)
+        return replace(published, price=rest.price, ts=rest.at, source=PriceSource.REST.value)
 
     async def _no_quote(self, t: Tick, sym: str, q: Any, limit: float, why: str) -> None:
         every = self.rt.cfg.monitor_event_every_s

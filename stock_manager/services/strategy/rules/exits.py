@@ -11,34 +11,18 @@ says when PriceSync's published quote is too old to act on (the worker then asks
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 from typing import Any
 
 from stock_manager.services.strategy.config import Params
+from stock_manager.services.strategy.port import FORCED_REASONS, ExitDecision, ExitKind, ExitReason
 from stock_manager.services.strategy.rules.indicators import pct
 
-
-class ExitKind(StrEnum):
-    NONE = "NONE"
-    PARTIAL = "PARTIAL"
-    FULL = "FULL"
-
-
-class ExitReason(StrEnum):
-    STOP_LOSS = "STOP_LOSS"
-    TRAILING_STOP = "TRAILING_STOP"
-    TAKE_PROFIT = "TAKE_PROFIT"
-    TAKE_PROFIT_2 = "TAKE_PROFIT_2"
-    TREND_BREAK = "TREND_BREAK"
-    TIME_EXIT = "TIME_EXIT"
-    FORCED_LIQUIDATION = "FORCED_LIQUIDATION"
-    FLATTEN = "FLATTEN"
-
-
-FORCED_REASONS = frozenset({ExitReason.FORCED_LIQUIDATION.value, ExitReason.FLATTEN.value})
+__all__ = ["FORCED_REASONS", "ExitDecision", "ExitKind", "ExitReason", "Holding", "PriceSource", "Quote",
+           "evaluate_exit", "partial_qty", "quote_age_limit_s", "quote_is_stale"]
 
 
 class PriceSource(StrEnum):
@@ -61,14 +45,6 @@ class Quote:
     sma_short: Decimal | None
     ts: datetime  # when the price was true, on the market clock
     source: PriceSource = PriceSource.PRICESYNC
-
-
-@dataclass(frozen=True)
-class ExitDecision:
-    kind: ExitKind
-    reason: ExitReason | None
-    qty: int
-    inputs: dict[str, Any] = field(default_factory=dict)
 
 
 def partial_qty(qty: int, fraction: Decimal) -> int:

@@ -1,7 +1,6 @@
 """Indicators on 1-minute candles.
 
-The scanner computes them in SQL for the whole universe at once; these are the reference
-definitions the SQL is tested against, and what the exit engine uses for one symbol.
+The breakout computes them from the candles in its snapshots; other strategies may use them too.
 """
 
 from __future__ import annotations

@@ -8,13 +8,19 @@ daily summary can tell which signals led to winners and which to losers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from stock_manager.services.strategy.config import Params
+from stock_manager.services.strategy.port import EntrySignal, MarketSnapshot, Strategy, StrategyParams
 from stock_manager.services.strategy.rules.indicators import pct
+from stock_manager.services.strategy.rules.universe import failed_filters, spread_pct
+
+__all__ = ["Evaluation", "ScanOutcome", "ScanRow", "evaluate", "filters_failed", "run_scan", "scan", "spread_pct",
+           "to_store"]
 
 
 @dataclass(frozen=True)
@@ -37,45 +43,14 @@ class ScanRow:
     recent_high: Decimal | None
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    symbol: str
-    passed: bool
-    signal: bool
-    score: Decimal
-    rejected_by: tuple[str, ...]
-    inputs: dict[str, Any] = field(default_factory=dict)
-
-
-def spread_pct(bid: Decimal | None, ask: Decimal | None) -> Decimal | None:
-    if bid is None or ask is None or bid <= 0 or ask < bid:
-        return None
-    mid = (bid + ask) / 2
-    return (ask - bid) / mid * 100
+Evaluation = EntrySignal  # the breakout's name for the port's entry verdict
 
 
 def filters_failed(row: ScanRow, p: Params, now: datetime) -> list[str]:
     """Names of the filters ``row`` fails; empty means it is tradeable."""
-    failed: list[str] = []
-    if row.halted:
-        failed.append("halted")
-    age = (now - row.ts).total_seconds()
-    if row.stale_flag or age > p.max_price_age_s:
-        failed.append("stale")
-    if not (p.min_price <= row.price <= p.max_price):
-        failed.append("price_band")
-    if (row.volume or 0) < p.min_volume:
-        failed.append("min_volume")
-    if (row.turnover or Decimal(0)) < p.min_turnover:
-        failed.append("min_turnover")
-    sp = spread_pct(row.bid, row.ask)
-    if sp is None or sp > p.max_spread_pct:
-        failed.append("spread")
-    if row.change_pct is not None and row.change_pct > p.max_change_pct:
-        failed.append("near_upper_limit")
-    if row.upper_limit is not None and row.price >= row.upper_limit:
-        failed.append("near_upper_limit")
-    return sorted(set(failed))
+    return failed_filters(halted=row.halted, stale=row.stale_flag, age_s=(now - row.ts).total_seconds(),
+                          price=row.price, volume=row.volume, turnover=row.turnover, bid=row.bid, ask=row.ask,
+                          change_pct=row.change_pct, upper_limit=row.upper_limit, p=p)
 
 
 def evaluate(row: ScanRow, p: Params, now: datetime) -> Evaluation:
@@ -122,7 +97,24 @@ class ScanOutcome:
 
 
 def scan(rows: list[ScanRow], p: Params, now: datetime) -> ScanOutcome:
-    evals = [evaluate(r, p, now) for r in rows]
+    return outcome_of([evaluate(r, p, now) for r in rows])
+
+
+def judge(strategy: Strategy, m: MarketSnapshot, p: StrategyParams, now: datetime) -> EntrySignal:
+    """The strategy's universe filter, then (only if it passed) its entry signal."""
+    failed = tuple(strategy.universe(m, p, now))
+    if failed:
+        return EntrySignal(m.symbol, False, False, Decimal(0), failed, {"price": str(m.price)})
+    e = strategy.entry(m, p, now)
+    return e if e.passed else EntrySignal(e.symbol, True, e.signal, e.score, e.rejected_by, e.inputs)
+
+
+def run_scan(strategy: Strategy, snaps: Sequence[MarketSnapshot], p: StrategyParams, now: datetime) -> ScanOutcome:
+    """One scan of the universe through the port."""
+    return outcome_of([judge(strategy, m, p, now) for m in snaps])
+
+
+def outcome_of(evals: list[EntrySignal]) -> ScanOutcome:
     excluded: dict[str, int] = {}
     for e in evals:
         if not e.passed:
@@ -130,7 +122,7 @@ def scan(rows: list[ScanRow], p: Params, now: datetime) -> ScanOutcome:
                 excluded[f] = excluded.get(f, 0) + 1
     passed = sum(1 for e in evals if e.passed)
     signals = sum(1 for e in evals if e.signal)
-    return ScanOutcome(evals, len(rows), excluded, passed, signals)
+    return ScanOutcome(evals, len(evals), excluded, passed, signals)
 
 
 def to_store(outcome: ScanOutcome, limit: int) -> list[Evaluation]:

@@ -8,18 +8,12 @@ cost of possibly resting unfilled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
+from stock_manager.services.strategy.port import EntryOrder
 from stock_manager.shared.market_rules import Market, price_limits, round_to_tick, ticks_away
 
-
-@dataclass(frozen=True)
-class EntryOrder:
-    qty: int
-    order_type: str  # MKT | LMT
-    limit_price: Decimal | None
-    reserve_price: Decimal
+__all__ = ["EntryOrder", "size_entry", "upper_limit_of"]
 
 
 def upper_limit_of(price: Decimal, upper_limit: Decimal | None, base_price: Decimal | None,

@@ -1,27 +1,6 @@
 -- The scanner: the whole universe in one statement.  Indicators come from each symbol's newest
 -- 1-minute candles through the candles primary key (one short index scan per symbol).
 
--- name: scan_universe
-SELECT s.symbol, s.market, s.halted, s.upper_limit, s.base_price,
-       p.price, p.bid, p.ask, p.volume, p.turnover, p.change_pct, p.ts,
-       EXISTS (SELECT 1 FROM market.freshness f
-                WHERE f.symbol = p.symbol AND f.source = p.source AND f.status = 'STALE') AS stale_flag,
-       coalesce(c.n_bars, 0) AS n_bars, c.sma_short, c.sma_long, c.recent_high
-  FROM market.symbols s
-  JOIN market.prices_best p ON p.symbol = s.symbol
-  LEFT JOIN LATERAL (
-      SELECT count(*)::int AS n_bars,
-             avg(b.close) FILTER (WHERE b.rn <= %(short)s) AS sma_short,
-             avg(b.close) FILTER (WHERE b.rn <= %(long)s) AS sma_long,
-             max(b.high) FILTER (WHERE b.rn BETWEEN 2 AND %(breakout)s + 1) AS recent_high
-        FROM (SELECT c.close, c.high, row_number() OVER (ORDER BY c.bucket_ts DESC) AS rn
-                FROM market.candles c
-               WHERE c.symbol = s.symbol AND c.bucket_ts <= %(now)s AND c.bucket_ts > %(since)s
-               ORDER BY c.bucket_ts DESC
-               LIMIT %(depth)s) b
-  ) c ON true
- WHERE s.listed;
-
 -- name: insert_candidate
 INSERT INTO trade.candidates (scan_id, symbol, signal, score, price, inputs, filters, params_version, market_ts)
 VALUES (%(scan_id)s, %(symbol)s, %(signal)s, %(score)s, %(price)s, %(inputs)s, %(filters)s, %(params_version)s,
@@ -30,15 +9,29 @@ VALUES (%(scan_id)s, %(symbol)s, %(signal)s, %(score)s, %(price)s, %(inputs)s, %
 -- name: candidate_id
 SELECT candidate_id FROM trade.candidates WHERE scan_id = %(scan_id)s AND symbol = %(symbol)s LIMIT 1;
 
--- name: quote
-SELECT p.symbol, p.price, p.bid, p.ask, p.ts, p.turnover, s.market, s.upper_limit, s.base_price,
-       c.n AS n_bars, c.sma_short
+-- name: snapshots
+-- What a strategy is given: every listed symbol with a price (%(symbol)s NULL), or one held symbol,
+-- listed or not; each with its newest %(depth)s candles (newest first) within the lookback, as
+-- parallel arrays.
+SELECT p.symbol, s.market, coalesce(s.halted, false) AS halted, s.upper_limit, s.base_price,
+       p.price, p.bid, p.ask, p.volume, p.turnover, p.change_pct, p.ts,
+       EXISTS (SELECT 1 FROM market.freshness f
+                WHERE f.symbol = p.symbol AND f.source = p.source AND f.status = 'STALE') AS stale_flag,
+       c.c_ts, c.c_open, c.c_high, c.c_low, c.c_close, c.c_volume, c.c_turnover
   FROM market.prices_best p
   LEFT JOIN market.symbols s ON s.symbol = p.symbol
   LEFT JOIN LATERAL (
-      SELECT count(*)::int AS n, avg(b.close) AS sma_short
-        FROM (SELECT c.close FROM market.candles c
+      SELECT array_agg(b.bucket_ts ORDER BY b.bucket_ts DESC) AS c_ts,
+             array_agg(b.open ORDER BY b.bucket_ts DESC) AS c_open,
+             array_agg(b.high ORDER BY b.bucket_ts DESC) AS c_high,
+             array_agg(b.low ORDER BY b.bucket_ts DESC) AS c_low,
+             array_agg(b.close ORDER BY b.bucket_ts DESC) AS c_close,
+             array_agg(b.volume ORDER BY b.bucket_ts DESC) AS c_volume,
+             array_agg(b.turnover ORDER BY b.bucket_ts DESC) AS c_turnover
+        FROM (SELECT c.bucket_ts, c.open, c.high, c.low, c.close, c.volume, c.turnover
+                FROM market.candles c
                WHERE c.symbol = p.symbol AND c.bucket_ts <= %(now)s AND c.bucket_ts > %(since)s
-               ORDER BY c.bucket_ts DESC LIMIT %(short)s) b
+               ORDER BY c.bucket_ts DESC
+               LIMIT %(depth)s) b
   ) c ON true
- WHERE p.symbol = %(symbol)s;
+ WHERE CASE WHEN %(symbol)s::text IS NULL THEN coalesce(s.listed, false) ELSE p.symbol = %(symbol)s::text END;

@@ -1,0 +1,1 @@
+"""Strategies that come with the product, each one implementation of the port (``port.Strategy``)."""
