@@ -14,7 +14,7 @@ from datetime import date
 
 from stock_manager.shared.market_rules import Phase, tick_size
 
-from .accounts import Account, Position
+from .accounts import Account, Position, business_days_before
 from .market import BOOK_LEVELS, Candle, Print, SymbolState, day_start, hhmmss
 from .orders import ORD_DVSN_NAMES, Order, OrderKind
 from .universe import Symbol
@@ -589,6 +589,7 @@ def balance_row(pos: Position, st: SymbolState) -> dict[str, str]:
 
 def balance_summary(acct: Account, today: date, holdings: list[tuple[Position, SymbolState]]) -> dict[str, str]:
     flows = acct.flows.get(today)
+    yesterday = acct.flows.get(business_days_before(today, 1))
     evlu = sum(p.qty * st.stats.last for p, st in holdings)
     cost = sum(p.cost for p, _ in holdings)
     d2 = acct.cash
@@ -605,7 +606,7 @@ def balance_summary(acct: Account, today: date, holdings: list[tuple[Position, S
         "bfdy_sll_amt": "0",
         "thdt_sll_amt": str(flows.sell_amt if flows else 0),
         "d2_auto_rdpt_amt": "0",
-        "bfdy_tlex_amt": "0",
+        "bfdy_tlex_amt": str(yesterday.costs if yesterday else 0),
         "thdt_tlex_amt": str(flows.costs if flows else 0),
         "tot_loan_amt": "0",
         "scts_evlu_amt": str(evlu),
