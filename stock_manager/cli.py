@@ -22,7 +22,7 @@ from stock_manager import calendar_cmd, secrets_cmd
 from stock_manager import status as status_mod
 from stock_manager.shared import platform
 from stock_manager.shared.db.migrate import MigrationError, migrate, set_role_passwords
-from stock_manager.shared.db.pool import connect
+from stock_manager.shared.db.pool import connect, describe
 from stock_manager.shared.logging import redact
 from stock_manager.shared.settings import Mode, Settings, SettingsError, load_settings
 from stock_manager.supervisor import ChildSpec, Supervisor
@@ -133,9 +133,22 @@ def _command(argv: Sequence[str] | None) -> int:
     except MigrationError as e:
         print(f"stock-manager: migration failed: {e}", file=sys.stderr)
         return 1
+    except psycopg.OperationalError as e:
+        print(f"stock-manager: cannot reach the database{_where()}: {redact(_first_line(e))}; check that "
+              f"PostgreSQL is running there and that DATABASE_URL names it", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 2
+
+
+def _where() -> str:
+    """`` at user@host:port/db`` of DATABASE_URL for an error line (never its password), or nothing."""
+    try:
+        url = load_settings().database_url
+        return f" at {describe(url)}" if url else ""
+    except (SettingsError, psycopg.ProgrammingError):
+        return ""
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -64,3 +64,17 @@ def test_unreachable_database_is_named_at_once_and_waited_for() -> None:
     assert text.count("cannot reach the database") == 1, text
     assert "pool initialization incomplete" not in text
     assert proc.returncode == 0, text
+
+
+def test_one_shot_commands_name_the_database_in_one_line() -> None:
+    port = _closed_port()
+    env = clean_env(DATABASE_URL=f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/sm")
+    for args in (("halt",), ("migrate",), ("status",)):
+        out = subprocess.run([sys.executable, "-m", "stock_manager", *args], capture_output=True, text=True, env=env,
+                             timeout=60, check=False)
+        assert out.returncode == 1, (args, out.stderr)
+        assert "Traceback" not in out.stderr, (args, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1, (args, out.stderr)
+        assert PASSWORD not in out.stderr + out.stdout
+        if args != ("status",):  # status names the role it reads as
+            assert f"cannot reach the database at postgres@127.0.0.1:{port}/sm" in out.stderr, out.stderr
