@@ -5,7 +5,12 @@ child has stayed up for a while, so a crash loop cannot spin.  The others are ne
 Ctrl-C (or SIGTERM) stops the children in reverse start order by the stop protocol of
 ``stock_manager.shared.platform``: the supervisor closes the child's stdin, the child drains and
 exits, and one still running after the grace is killed with its process tree.  No signal crosses
-between processes, so Windows and POSIX stop the same way and the Linux tests cover both.
+between processes, so Windows and POSIX stop the same way and the Linux tests cover both.  If the
+supervisor itself dies, the children's stdin closes with it and they stop rather than linger.
+
+Children are plain ``subprocess.Popen`` objects polled from the loop, not asyncio subprocesses:
+on Windows those need the proactor loop, and the supervisor's process also reads the database
+through psycopg, which needs the selector loop there.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +40,7 @@ class ChildSpec:
 @dataclass
 class Child:
     spec: ChildSpec
-    proc: asyncio.subprocess.Process | None = None
+    proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_mono: float = 0.0
     backoff_s: float = 0.0
@@ -43,7 +49,7 @@ class Child:
 
     @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
 
     @property
     def state(self) -> str:
@@ -89,10 +95,14 @@ class Supervisor:
         log = self._logs[child.spec.name]
         env = {**os.environ, **child.spec.env, platform.STOP_ON_STDIN_CLOSE: "1"}
         # stdin is the stop line (closed: stop); Ctrl-C reaches the supervisor only
-        child.proc = await asyncio.create_subprocess_exec(
-            *child.spec.argv, env=env, stdout=log, stderr=log, stdin=asyncio.subprocess.PIPE,
-            **platform.detached_child_options(),
-        )
+
+        def start() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(  # noqa: S603 (argv is ours: sys.executable -m stock_manager ...)
+                list(child.spec.argv), env=env, stdout=log, stderr=log, stdin=subprocess.PIPE,
+                **platform.detached_child_options(),
+            )
+
+        child.proc = await asyncio.to_thread(start)
         child.started_mono = time.monotonic()
 
     async def start_all_of(self, n: int, ready_timeout_s: float = 30.0) -> None:
@@ -127,7 +137,7 @@ class Supervisor:
         now = time.monotonic()
         for child in self.children:
             proc = child.proc
-            if proc is not None and proc.returncode is not None and child.next_start_mono == 0.0:
+            if proc is not None and proc.poll() is not None and child.next_start_mono == 0.0:
                 child.last_exit = proc.returncode
                 ran = now - child.started_mono
                 child.backoff_s = (
@@ -145,23 +155,30 @@ class Supervisor:
         for child in reversed(self.children):
             child.next_start_mono = 0.0
             proc = child.proc
-            if proc is None or proc.returncode is not None:
+            if proc is None or proc.poll() is not None:
                 continue
             ask_to_stop(proc)
-            try:
-                await asyncio.wait_for(proc.wait(), self._grace)
-            except TimeoutError:
+            if not await _exited(proc, self._grace):
                 _note(f"{child.spec.name} still running {self._grace:.0f}s after being asked to stop; killing it")
                 platform.kill_tree(proc.pid)
-                await proc.wait()
+                await asyncio.to_thread(proc.wait)
         for log in self._logs.values():
             log.close()
 
 
-def ask_to_stop(proc: asyncio.subprocess.Process) -> None:
+def ask_to_stop(proc: subprocess.Popen[bytes]) -> None:
     """Close the child's stdin: the stop protocol's one message."""
-    if proc.stdin is not None and not proc.stdin.is_closing():
-        proc.stdin.close()
+    if proc.stdin is not None and not proc.stdin.closed:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+
+
+async def _exited(proc: subprocess.Popen[bytes], within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    # an exit is polled, as the loop polls everything else about its children
+    while proc.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    return proc.poll() is not None
 
 
 def _note(text: str) -> None:

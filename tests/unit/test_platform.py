@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -96,3 +97,29 @@ def test_the_exclusive_lock_is_held_by_one_opener_at_a_time(tmp_path: Path) -> N
         assert platform.lock_exclusive(second)
     finally:
         os.close(second)
+
+
+def test_children_stop_by_themselves_when_the_supervisor_dies(tmp_path: Path) -> None:
+    """kill -9 of ``up`` closes its end of every child's stdin: the children stop, none is orphaned."""
+    script = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from stock_manager.supervisor import ChildSpec, Supervisor\n"
+        f"spec = ChildSpec('obeys', [sys.executable, '-c', {OBEYS!r}])\n"
+        f"asyncio.run(Supervisor([spec], log_dir=Path({str(tmp_path)!r}), grace_s=30).run())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    sup = subprocess.Popen([sys.executable, "-c", script], env=env)
+    log = tmp_path / "obeys.log"
+    try:
+        deadline = time.monotonic() + 20
+        while not (log.exists() and b"ready" in log.read_bytes()):
+            assert time.monotonic() < deadline, "the child never started"
+            time.sleep(0.1)
+    finally:
+        sup.kill()  # SIGKILL: the supervisor runs no cleanup at all
+        sup.wait()
+    deadline = time.monotonic() + 10
+    while b"stopped" not in log.read_bytes():
+        assert time.monotonic() < deadline, "the child outlived its supervisor"
+        time.sleep(0.1)

@@ -21,7 +21,9 @@ async def _wait_for(cond: object, within: float = 10.0) -> None:
 
 
 async def test_kill_9_of_one_child_restarts_it_and_leaves_the_others(tmp_path: Path) -> None:
-    sup = Supervisor([ChildSpec(n, SLEEPER) for n in ("a", "b", "c")], log_dir=tmp_path, min_backoff_s=0.2)
+    # the sleepers do not follow the stop protocol: a short grace, then they are killed
+    sup = Supervisor([ChildSpec(n, SLEEPER) for n in ("a", "b", "c")], log_dir=tmp_path, min_backoff_s=0.2,
+                     grace_s=0.5)
     task = asyncio.create_task(sup.run())
     await _wait_for(lambda: all(c.pid for c in sup.children))
     a, b, c = sup.children
@@ -44,7 +46,7 @@ async def test_a_crash_loop_backs_off(tmp_path: Path) -> None:
     await asyncio.wait_for(task, 10)
 
 
-async def test_a_child_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
+async def test_a_child_that_ignores_the_stop_protocol_and_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
     stubborn = [sys.executable, "-c", "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
                 "print('ready', flush=True)\nwhile True: time.sleep(1)"]
     sup = Supervisor([ChildSpec("stubborn", stubborn)], log_dir=tmp_path, grace_s=0.5)
