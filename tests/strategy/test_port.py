@@ -374,3 +374,31 @@ async def test_parameters_the_strategy_refuses_stop_strategy_at_start(
         await app.start()
     assert str(err.value).startswith("strategy parameters any-buyer-t1@bad (trade.strategy_params) are invalid for "
                                      "any-buyer-t1: shares: ")
+
+
+async def test_the_second_builtin_runs_by_its_entry_point_name(strategy_pool: Pool, admin_pool: Pool,
+                                                               clock: ManualClock) -> None:
+    from tests.strategy.support import intents, set_price
+
+    async with admin_pool.connection() as conn:
+        await add_symbol(conn, "005930", trend="flat", price=10_500)  # 25 bars around 10,500: the VWAP
+        await set_price(conn, "005930", 10_350, now=T0)  # 1.4 % below it ...
+        await conn.execute("INSERT INTO market.candles (symbol, bucket_ts, open, high, low, close, volume, turnover,"
+                           " n_ticks, closed) VALUES ('005930', %s, 10300, 10360, 10290, 10350, 1000, 10350000, 10,"
+                           " false)", (T0,))  # ... and turning up within the minute
+    app = make_app(strategy_pool, clock, strategy="vwap-reversion")
+    try:
+        (w,) = await to_scan(app)
+        res = await app.scanner.run_once()
+        assert [e.symbol for e in res.signals] == ["005930"]
+        await w.step()
+        async with admin_pool.connection() as conn:
+            (i,) = await intents(conn, intent_type="ENTRY")
+    finally:
+        await app.stop()
+    assert (i["order_type"], i["limit_price"], i["qty"]) == ("LMT", D(10_350), 96)
+    assert (i["strategy_version"], i["params_version"], i["reason"]) == (
+        "vwap-reversion-v1", "vwap-reversion-v1@2026-03-10", "SIGNAL_VWAP_REVERSION")
+    (params,) = await rows(admin_pool, "SELECT params FROM trade.strategy_params WHERE strategy_version = %s",
+                           "vwap-reversion-v1")
+    assert params["params"]["entry_below_pct"] == "1.0"  # its defaults, seeded for the day
