@@ -203,12 +203,21 @@ def entries_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[date, DayEntry]
     }
 
 
+# Days KRX announced that the installed exchange-calendars does not know (4.13.2, 2026-03): each
+# with its reason and source, applied on top of the library until a release has it.  Kept short on
+# purpose: a day found late in operation goes to the overrides table, not here.
+LIBRARY_CORRECTIONS: Mapping[date, tuple[DayEntry, str]] = {
+    date(2026, 6, 3): (DayEntry(DayKind.CLOSED),
+                       "제9회 전국동시지방선거 (election day, a public holiday; KRX's 2026 holiday list)"),
+}
+
+
 def xkrx_entries(start: date, end: date) -> dict[date, DayEntry]:
     """Every weekday from ``start`` to ``end`` per exchange-calendars XKRX.
 
     Imported here only: pandas is loaded by the command that refreshes the table and by the
     simulator at start, never by a service's hot path.  Weekends are left out (the weekday rule
-    already closes them), so the table holds one row per weekday.
+    already closes them), so the table holds one row per weekday.  ``LIBRARY_CORRECTIONS`` go on top.
     """
     import exchange_calendars as xcals
 
@@ -227,6 +236,7 @@ def xkrx_entries(start: date, end: date) -> dict[date, DayEntry]:
             else:
                 out[d] = DayEntry(DayKind.CLOSED)
         d += timedelta(days=1)
+    out.update({day: entry for day, (entry, _) in LIBRARY_CORRECTIONS.items() if start <= day <= end})
     return out
 
 
@@ -248,7 +258,8 @@ async def refresh_library(conn: AsyncConnection[Any], start: date, end: date) ->
         for day, e in sorted(xkrx_entries(start, end).items()):
             await cur.execute(_Q["upsert_trading_day"], {
                 "trade_date": day, "kind": e.kind.value, "open_time": e.open, "close_time": e.close,
-                "source": "exchange-calendars XKRX"})
+                "source": f"correction: {LIBRARY_CORRECTIONS[day][1]}" if day in LIBRARY_CORRECTIONS
+                else "exchange-calendars XKRX"})
             changed += cur.rowcount
     return changed
 

@@ -25,7 +25,7 @@ async def test_refresh_set_and_load_layer_the_three_tables(db: TestDb, monkeypat
     monkeypatch.setenv("DATABASE_URL", db.admin_url)
     csat = ["calendar", "set", "2026-11-19", "--open", "10:00", "--close", "16:30", "--reason", "수능"]
     assert await asyncio.to_thread(main, csat) == 0
-    assert await asyncio.to_thread(main, ["calendar", "set", "2026-06-03", "--closed", "--reason", "지방선거"]) == 0
+    assert await asyncio.to_thread(main, ["calendar", "set", "2026-06-04", "--closed", "--reason", "임시휴장"]) == 0
     assert "2026-11-19: SHIFTED 10:00-16:30" in capsys.readouterr().out
 
     async with await connect(db.url("strategy"), autocommit=False) as conn:
@@ -33,17 +33,19 @@ async def test_refresh_set_and_load_layer_the_three_tables(db: TestDb, monkeypat
         await conn.commit()
         loaded = await cal.load_calendar(conn, date(2026, 1, 1), date(2026, 12, 31))
     assert loaded.session(date(2026, 11, 19)) == Session(date(2026, 11, 19), time(10), time(16, 30))
-    assert loaded.session(date(2026, 6, 3)) is None  # the operator closed it
+    assert loaded.session(date(2026, 6, 4)) is None  # the operator closed it
+    assert loaded.session(date(2026, 6, 3)) is None  # the library's correction: election day
     assert loaded.session(date(2026, 5, 25)) is None  # the library: 부처님오신날 대체공휴일
     assert loaded.session(date(2026, 1, 2)) == Session(date(2026, 1, 2), time(10), time(15, 30))
     assert loaded.session(date(2026, 12, 24)) is None  # KIS said N
     assert loaded.session(date(2026, 12, 23)) == Session(date(2026, 12, 23))
 
-    assert await asyncio.to_thread(main, ["calendar", "set", "2026-06-03", "--clear"]) == 0
+    assert await asyncio.to_thread(main, ["calendar", "set", "2026-06-04", "--clear"]) == 0
     capsys.readouterr()
     assert await asyncio.to_thread(main, ["calendar", "show", "--from", "2026-06-01", "--to", "2026-06-30"]) == 0
     shown = capsys.readouterr().out
-    assert "2026-06-03" not in shown  # the library trades that day; only the override had closed it
+    assert "2026-06-04" not in shown  # the library trades that day; only the override had closed it
+    assert "2026-06-03 Wed CLOSED" in shown
     assert "2026-06-06" not in shown  # a Saturday holiday has no row: weekends are closed by rule
 
 

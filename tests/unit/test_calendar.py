@@ -37,6 +37,7 @@ def xkrx() -> TradingCalendar:
     (date(2026, 5, 1), "근로자의 날"),
     (date(2026, 5, 5), "어린이날"),
     (date(2026, 5, 25), "부처님오신날 대체공휴일 (5/24 is a Sunday)"),
+    (date(2026, 6, 3), "제9회 전국동시지방선거 (a correction on top of the library)"),
     (date(2026, 8, 17), "광복절 대체공휴일 (8/15 is a Saturday)"),
     (date(2026, 9, 24), "추석 연휴"),
     (date(2026, 9, 25), "추석"),
@@ -104,10 +105,11 @@ def test_kis_answer_decides_open_or_closed_but_keeps_the_hours(xkrx: TradingCale
 
 
 def test_overrides_beat_the_library_and_can_close_a_day(xkrx: TradingCalendar) -> None:
-    day = date(2026, 6, 3)
+    day = date(2026, 6, 4)
+    assert xkrx.session(day) == Session(day)
     cal = layered(xkrx.days, {day: DayEntry(DayKind.CLOSED)}, {})
     assert cal.session(day) is None
-    assert cal.next_trading_day(date(2026, 6, 2)) == date(2026, 6, 4)
+    assert cal.next_trading_day(date(2026, 6, 2)) == date(2026, 6, 5)  # 6/3 election, 6/4 the override
 
 
 def test_day_entries_refuse_nonsense() -> None:
