@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import runpy
 import subprocess
 import sys
 import textwrap
@@ -98,12 +99,16 @@ def write_strategy(folder: Path, source: str = ANY_BUYER, name: str = "any_buyer
     return path
 
 
-def docs_template() -> str:
-    """The template of docs/strategies.md, as a reader would copy it."""
+def docs_block(marker: str) -> str:
+    """A python block of docs/strategies.md, as a reader would copy it."""
     text = (ROOT / "docs" / "strategies.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    (template,) = [b for b in blocks if "class HigherHigh:" in b]
-    return str(template)
+    (block,) = [b for b in blocks if marker in b]
+    return str(block)
+
+
+def docs_template() -> str:
+    return docs_block("class HigherHigh:")
 
 
 def bar(ts: datetime, close: int, high: int | None = None, low: int | None = None, open_: int | None = None,
@@ -147,6 +152,12 @@ def test_the_docs_template_loads_by_path_and_decides_from_values_alone(tmp_path:
     assert s.exit(pos, snap(9_890), p, T0).reason is ExitReason.STOP_LOSS
     assert s.exit(pos, snap(10_050), p, T0).kind is ExitKind.NONE
     assert s.exit(pos, snap(10_050), p, T0 + timedelta(minutes=20)).reason is ExitReason.TIME_EXIT
+
+
+def test_the_docs_way_to_test_a_strategy_runs_as_written(tmp_path: Path) -> None:
+    path = write_strategy(tmp_path, docs_template(), "higher_high.py")
+    snippet = docs_block("load_strategy(").replace("/home/me/strategies/higher_high.py", str(path))
+    runpy.run_path(str(write_strategy(tmp_path, snippet, "try_it.py")))  # its own asserts are the test
 
 
 def test_the_breakout_through_the_port_decides_as_its_rules() -> None:
