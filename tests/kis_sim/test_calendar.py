@@ -29,6 +29,12 @@ def krx_days() -> Iterator[None]:
     cal.install(before)
 
 
+def phase_at_sim(sim: SimServer, at: str) -> str:
+    """Move the simulator's market to ``at`` and read its phase back."""
+    sim.control("POST", "/sim/clock", {"at": at})
+    return str(sim.control("GET", "/sim/clock")["phase"])
+
+
 async def test_a_holiday_takes_no_orders_and_trades_nothing(krx_days: None, sim: SimServer, kis: Kis) -> None:
     sim.reset(CHRISTMAS)
     assert sim.control("GET", "/sim/clock")["phase"] == "CLOSED"
@@ -46,10 +52,8 @@ async def test_a_special_day_moves_the_open_and_the_close(krx_days: None, sim: S
     assert sim.control("GET", "/sim/clock")["phase"] == "CLOSED"  # the opening auction starts at 09:30
     early = (await kis.order("BUY", "005930", 1)).json()
     assert early["msg1"] == "장시작전 입니다."
-    sim.control("POST", "/sim/clock", {"at": "2026-11-19T09:45:00+09:00"})
-    assert sim.control("GET", "/sim/clock")["phase"] == "PRE_OPEN"
-    sim.control("POST", "/sim/clock", {"at": "2026-11-19T15:35:00+09:00"})
-    assert sim.control("GET", "/sim/clock")["phase"] == "CONTINUOUS"  # a regular day would be closed
+    assert phase_at_sim(sim, "2026-11-19T09:45:00+09:00") == "PRE_OPEN"
+    assert phase_at_sim(sim, "2026-11-19T15:35:00+09:00") == "CONTINUOUS"  # a regular day would be closed
     r = (await kis.order("BUY", "005930", 2)).json()
     assert r["rt_cd"] == "0", r
     for _ in range(50):
@@ -58,12 +62,9 @@ async def test_a_special_day_moves_the_open_and_the_close(krx_days: None, sim: S
             break
         await asyncio.sleep(0.1)
     assert filled, "a market order in that day's continuous session fills"
-    sim.control("POST", "/sim/clock", {"at": "2026-11-19T16:25:00+09:00"})
-    assert sim.control("GET", "/sim/clock")["phase"] == "CLOSING_AUCTION"
-    sim.control("POST", "/sim/clock", {"at": "2026-11-19T16:35:00+09:00"})
+    assert phase_at_sim(sim, "2026-11-19T16:25:00+09:00") == "CLOSING_AUCTION"
+    assert phase_at_sim(sim, "2026-11-19T16:35:00+09:00") == "CLOSED"
     late = (await kis.order("BUY", "005930", 1)).json()
     assert late["msg1"] == "장종료 입니다."
-    sim.control("POST", "/sim/clock", {"at": "2026-11-19T16:45:00+09:00"})
-    assert sim.control("GET", "/sim/clock")["phase"] == "POST_CLOSE"
-    sim.control("POST", "/sim/clock", {"at": "2026-11-20T15:35:00+09:00"})
-    assert sim.control("GET", "/sim/clock")["phase"] == "CLOSED"  # the next day is regular again
+    assert phase_at_sim(sim, "2026-11-19T16:45:00+09:00") == "POST_CLOSE"
+    assert phase_at_sim(sim, "2026-11-20T15:35:00+09:00") == "CLOSED"  # the next day is regular again
