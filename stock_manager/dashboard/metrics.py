@@ -83,6 +83,13 @@ def families(snap: dict[str, Any], data: dict[str, Any]) -> list[Family]:
     prices = fam("prices", "gauge", "Symbols with a best price, by freshness (fresh needs a live PriceSync).")
     prices.add(p.get("fresh", 0), freshness="fresh")
     prices.add(p.get("stale", 0), freshness="stale")
+    # what to alert on: most of the universe is polled and "stale" by design; these are the symbols
+    # a decision rests on (held, locked, the newest signals, the watch list)
+    watched = fam("prices_watched", "gauge", "Symbols a decision rests on, by the freshness of their price.")
+    watched.add(p.get("watched_fresh", 0), freshness="fresh")
+    watched.add(p.get("watched_stale", 0), freshness="stale")
+    fam("market_open", "gauge", "1 while the regular session runs at the market's time.").add(
+        1 if p.get("market_open") else 0)
     fam("price_newest_age_seconds", "gauge", "Seconds since the newest price arrived.").add(p.get("newest_age_s"))
     fam("price_oldest_age_seconds", "gauge", "Seconds since the oldest best price arrived.").add(p.get("oldest_age_s"))
 

@@ -83,6 +83,8 @@ def test_metrics_are_prometheus_text(dash: Dashboard) -> None:
     assert samples['stock_manager_open_orders{status="SUBMITTED"}'] == 1
     assert samples['stock_manager_reconciliation_events_total{kind="ReconcileCorrection"}'] == 1
     assert samples["stock_manager_fills_total"] == 7
+    assert samples['stock_manager_prices_watched{freshness="stale"}'] == 1  # 035720, held
+    assert samples['stock_manager_prices_watched{freshness="fresh"}'] == 1
     assert samples['stock_manager_order_latency_seconds{quantile="0.5",stage="submit",window="1h"}'] == 0.08
 
 
