@@ -34,7 +34,7 @@ from stock_manager.services.strategy.port import (
 )
 from stock_manager.services.strategy.rules.exits import Holding, Quote, evaluate_exit
 from stock_manager.services.strategy.rules.indicators import recent_high, sma
-from stock_manager.services.strategy.rules.scan import ScanRow, evaluate
+from stock_manager.services.strategy.rules.scan import ScanRow, evaluate, run_scan
 from stock_manager.services.strategy.strategies.breakout import Breakout
 from stock_manager.services.strategy.strategies.vwap_reversion import VwapReversion, vwap
 from stock_manager.shared.clock import ManualClock
@@ -201,6 +201,19 @@ def test_vwap_reversion_buys_a_stretch_below_vwap_that_turns_up_and_sells_at_vwa
     assert s.size(snap(9_880, ask=9_890), p).limit_price == D(9_890)
 
 
+def test_a_strategy_that_raises_on_one_symbol_loses_that_symbol_not_the_scan() -> None:
+    class Fussy(Breakout):
+        def entry(self, m: MarketSnapshot, p: Params, now: datetime) -> port.EntrySignal:
+            if m.symbol == "000660":
+                raise ZeroDivisionError("oops")
+            return super().entry(m, p, now)
+
+    out = run_scan(Fussy(), [snap(10_500, climbing()), snap(10_500, climbing(), symbol="000660")], Params(), T0)
+    assert (out.universe, out.signals, out.excluded) == (2, 1, {"strategy_error": 1})
+    (bad,) = [e for e in out.evaluations if e.symbol == "000660"]
+    assert bad.inputs["error"] == "ZeroDivisionError: oops"
+
+
 PLAIN = (str, int, float, bool, Decimal, datetime, type(None))
 
 
@@ -343,7 +356,7 @@ async def test_a_strategy_from_a_temp_folder_decides_the_intents_and_gets_only_v
                            " '{\"shares\": 2, \"hold_s\": 30}', 'test')", (T0.date(),))
     spy = Spy(load_strategy(f"{write_strategy(tmp_path)}:AnyBuyer"))
     app = make_app(strategy_pool, clock)
-    app.rt.strategy = spy  # type: ignore[assignment]
+    app.rt.strategy = spy
     try:
         (w,) = await to_scan(app)
         res = await app.scanner.run_once()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -171,9 +171,15 @@ class Strategy(Protocol):
     the logic changes, so a day's results can be told apart.
     """
 
-    name: ClassVar[str]
-    version: ClassVar[str]
-    Params: ClassVar[type[StrategyParams]]
+    # read-only members, so a class attribute of a narrower type (its own Params model) fits
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def Params(self) -> type[StrategyParams]: ...
 
     def bars(self, p: Any) -> int:
         """How many 1-minute candles (newest first) the snapshots should carry."""

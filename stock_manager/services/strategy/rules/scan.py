@@ -101,12 +101,23 @@ def scan(rows: list[ScanRow], p: Params, now: datetime) -> ScanOutcome:
 
 
 def judge(strategy: Strategy, m: MarketSnapshot, p: StrategyParams, now: datetime) -> EntrySignal:
-    """The strategy's universe filter, then (only if it passed) its entry signal."""
-    failed = tuple(strategy.universe(m, p, now))
-    if failed:
-        return EntrySignal(m.symbol, False, False, Decimal(0), failed, {"price": str(m.price)})
-    e = strategy.entry(m, p, now)
-    return e if e.passed else EntrySignal(e.symbol, True, e.signal, e.score, e.rejected_by, e.inputs)
+    """The strategy's universe filter, then (only if it passed) its entry signal.
+
+    A strategy that raises on one symbol loses that symbol, not the scan: the rest of the universe
+    is still judged, and the scan's exclusions count ``strategy_error``.
+    """
+    try:
+        failed = tuple(strategy.universe(m, p, now))
+        if failed:
+            return EntrySignal(m.symbol, False, False, Decimal(0), failed, {"price": str(m.price)})
+        e = strategy.entry(m, p, now)
+    except Exception as err:
+        return EntrySignal(m.symbol, False, False, Decimal(0), ("strategy_error",),
+                           {"price": str(m.price), "error": f"{type(err).__name__}: {err}"[:300]})
+    if e.symbol != m.symbol:
+        return EntrySignal(m.symbol, False, False, Decimal(0), ("strategy_error",),
+                           {"price": str(m.price), "error": f"entry answered for {e.symbol}"})
+    return EntrySignal(e.symbol, True, e.signal, e.score, e.rejected_by, e.inputs)
 
 
 def run_scan(strategy: Strategy, snaps: Sequence[MarketSnapshot], p: StrategyParams, now: datetime) -> ScanOutcome:
