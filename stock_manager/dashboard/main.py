@@ -24,7 +24,7 @@ from stock_manager.dashboard.config import DashboardConfig, listen_addr, load_da
 from stock_manager.shared import events, platform
 from stock_manager.shared.clock import Clock, SystemClock
 from stock_manager.shared.clock_sync import SimClock
-from stock_manager.shared.db.pool import Pool, connect, open_pool
+from stock_manager.shared.db.pool import Pool, connect, open_pool, wait_until_reachable
 from stock_manager.shared.heartbeat import Heartbeat
 from stock_manager.shared.logging import Redactor, redact, setup_logging
 from stock_manager.shared.service import instance_id_for
@@ -81,22 +81,36 @@ async def _clock(settings: Settings) -> Clock:
 
 async def serve(settings: Settings, cfg: DashboardConfig, host: str, port: int, instance: str,
                 secrets: list[str]) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    server: uvicorn.Server | None = None
+
+    def request_stop(*_: object) -> None:
+        """Safe from a signal handler or the stdin thread, before and while uvicorn serves."""
+        if server is not None:
+            server.should_exit = True
+        platform.call_soon_if_running(loop, stopping.set)
+
+    # uvicorn handles SIGTERM/SIGINT while it serves and re-raises them afterwards; these handlers make
+    # that (and a signal during start-up) a clean stop rather than death by the default action.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, request_stop)
+    if platform.stop_on_stdin_close_wanted():  # started by `up`: its stop protocol
+        platform.watch_stdin_close(request_stop)
+    # one line naming the server at once, then a quiet wait, rather than the pool's 30 s of errors
+    if not await wait_until_reachable(settings.role_url("readonly"), stopping, lambda line: logger.error("{}", line)):
+        return
     readonly = await open_pool(settings.role_url("readonly"), min_size=1, max_size=4, name=f"{NAME}-readonly")
     alerting = cfg.sm_alert_webhook_url is not None
     writer = await _open_writer(settings, required=alerting)
     clock = await _clock(settings)
     hb = Heartbeat(writer, NAME, instance, clock, interval_s=settings.sm_heartbeat_s) if writer else None
-    stopping = asyncio.Event()
     alert_task: asyncio.Task[None] | None = None
     webhook: Webhook | None = None
     server = uvicorn.Server(uvicorn.Config(create_app(readonly, mode=settings.sm_mode.value), host=host, port=port,
                                            log_level="warning", access_log=False, lifespan="off"))
-    # uvicorn handles SIGTERM/SIGINT while it serves and re-raises them afterwards; these handlers make
-    # that (and a signal during start-up) a clean stop rather than death by the default action.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
-    if platform.stop_on_stdin_close_wanted():  # started by `up`: its stop protocol
-        platform.watch_stdin_close(lambda: setattr(server, "should_exit", True))
+    if stopping.is_set():  # told to stop while the pools opened
+        server.should_exit = True
     try:
         if hb is not None and writer is not None:
             await hb.start()

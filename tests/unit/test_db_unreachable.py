@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from stock_manager.shared.db.pool import describe
 from tests.support.sim import clean_env
 
@@ -40,17 +42,18 @@ def test_describe_never_shows_the_password() -> None:
     assert describe(f"host=10.0.0.1 user=bob password={PASSWORD} dbname=x") == "bob@10.0.0.1:5432/x"
 
 
-def test_unreachable_database_is_named_at_once_and_waited_for() -> None:
+@pytest.mark.parametrize(("service", "role"), [("strategy", "sm_strategy"), ("dashboard", "sm_readonly")])
+def test_unreachable_database_is_named_at_once_and_waited_for(service: str, role: str) -> None:
     port = _closed_port()
     env = clean_env(DATABASE_URL=f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/sm", SM_MODE="sim",
                     KIS_REST_URL=f"http://127.0.0.1:{_closed_port()}", SM_DB_ROLE_PASSWORD=PASSWORD)
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "stock_manager", "run", "strategy"],
+    proc = subprocess.Popen([sys.executable, "-m", "stock_manager", "run", service],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         first = _read_for(proc, 15, until=b"retrying")
         took = time.monotonic() - started
-        assert b"cannot reach the database at sm_strategy@127.0.0.1:%d/sm" % port in first, first
+        assert b"cannot reach the database at %s@127.0.0.1:%d/sm" % (role.encode(), port) in first, first
         assert b"check that PostgreSQL is running" in first
         # the interpreter's start-up is most of it; on an idle machine the line comes in ~1 s
         assert took < 6, took
