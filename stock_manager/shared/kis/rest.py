@@ -585,9 +585,13 @@ class KisRestClient:
         priority: Priority,
         order_info: Mapping[str, str] | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        fixed_tr_id: str | None = None,
     ) -> _Reply:
-        """Send with the retry policy of ``kind``; on a rejected token, re-obtain it and resend once."""
-        tr_id = self._tr(tr) if tr is not None else None
+        """Send with the retry policy of ``kind``; on a rejected token, re-obtain it and resend once.
+
+        ``fixed_tr_id``: a TR sent as named on every environment (no paper twin), instead of ``tr``.
+        """
+        tr_id = self._tr(tr) if tr is not None else fixed_tr_id
         keys = with_keys if with_keys is not None else kind in (_Kind.QUERY, _Kind.ORDER)
         if json_body is not None:
             content = json.dumps(dict(json_body), ensure_ascii=False).encode()
@@ -1030,7 +1034,7 @@ class KisRestClient:
         """
         params = {"BASS_DT": day.strftime("%Y%m%d"), "CTX_AREA_NK": "", "CTX_AREA_FK": ""}
         reply = await self._call(_Kind.QUERY, "GET", CHK_HOLIDAY_PATH, params=params, priority=priority,
-                                 extra_headers={"tr_id": CHK_HOLIDAY_TR})
+                                 fixed_tr_id=CHK_HOLIDAY_TR)
         return self._parse(parse_holidays, reply, None, CHK_HOLIDAY_PATH)
 
 
