@@ -23,16 +23,20 @@ known, so callers can warn.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
+from loguru import logger
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from stock_manager.shared.clock import KST, kst
+from stock_manager.shared.clock import KST, Clock, kst
+from stock_manager.shared.db.pool import Pool
 from stock_manager.shared.sql import shared_queries
 
 _Q = shared_queries()
@@ -288,3 +292,21 @@ async def load_calendar(conn: AsyncConnection[Any], start: date, end: date) -> T
     kis = {r["trade_date"]: r["opnd_yn"] == "Y"
            for r in await (await conn.execute(_Q["kis_checks"], rng)).fetchall()}
     return layered(lib, ovr, kis)
+
+
+async def keep_installed(pool: Pool, clock: Clock, stopping: asyncio.Event, every_s: float = 300.0) -> None:
+    """Keep the calendar ``phase_at`` answers from current in this process, for every service.
+
+    Loaded from the database (the library, the operator's overrides and KIS's answers as Strategy
+    recorded them) around the clock's today, then reloaded every ``every_s`` wall seconds, so an
+    override set during the day reaches every process.  A failed load leaves the last calendar.
+    """
+    while not stopping.is_set():
+        today = kst(clock.now()).date()
+        try:
+            async with pool.connection() as conn:
+                install(await load_calendar(conn, today - timedelta(days=14), today + timedelta(days=60)))
+        except Exception as e:
+            logger.warning("trading calendar not reloaded ({}: {}); the last one stands", type(e).__name__, e)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), every_s)

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from loguru import logger
 
-from stock_manager.shared import events, platform
+from stock_manager.shared import calendar, events, platform
 from stock_manager.shared.clock import Clock, SystemClock
 from stock_manager.shared.clock_sync import SimClock
 from stock_manager.shared.db.listen import Listener
@@ -108,12 +108,15 @@ async def _main(name: str, instance: str, settings: Settings, body: ServiceBody,
     ctx_info: dict[str, Any] = {}
     hb = Heartbeat(pool, name, instance, clock, interval_s=settings.sm_heartbeat_s, info=lambda: ctx_info)
     ctx = ServiceContext(name, settings, pool, clock, instance, hb, listener, stopping, ctx_info)
+    calendar_task: asyncio.Task[None] | None = None
     try:
         await hb.start()
         await ctx.emit("ServiceStarted", f"{name} started", pid=os.getpid(), mode=settings.sm_mode.value)
         logger.info("{} started (pid {}, mode {})", name, os.getpid(), settings.sm_mode.value)
         hb.status = "RUNNING"
         await listener.start()
+        # every service asks phase_at: the trading calendar (holidays, shifted days) before any work
+        calendar_task = asyncio.create_task(calendar.keep_installed(pool, clock, stopping))
         tune_gc()  # start-up is done: what exists now lives long
         work: asyncio.Task[None] = asyncio.ensure_future(body(ctx))
         stop_wait = asyncio.create_task(stopping.wait())
@@ -128,6 +131,8 @@ async def _main(name: str, instance: str, settings: Settings, body: ServiceBody,
             with contextlib.suppress(asyncio.CancelledError):
                 await work
     finally:
+        if calendar_task is not None:
+            calendar_task.cancel()
         await listener.stop()
         with contextlib.suppress(Exception):
             await ctx.emit("ServiceStopped", f"{name} stopped", pid=os.getpid())
