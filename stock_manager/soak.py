@@ -44,6 +44,7 @@ import random
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -309,7 +310,7 @@ class Soak:
         return sup
 
     async def _stop_stack(self) -> dict[str, int | None]:
-        """Stop every child as ``up`` does on Ctrl-C (SIGTERM in reverse start order); their exit codes."""
+        """Stop every child as ``up`` does on Ctrl-C (stdin closed, in reverse start order); their exit codes."""
         sup, runner = self.sup, self.runner
         if sup is None:
             return {}
@@ -460,10 +461,10 @@ class Soak:
         return row is not None and row["intents"] == 0 and row["orders"] == 0 and not await self._fill_mismatches()
 
     async def _halt_entries(self) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "stock_manager", "halt", "--reason", "soak: the session is over",
-            env={**os.environ, **self.env()}, stdout=asyncio.subprocess.DEVNULL)
-        await proc.wait()
+        # a thread, not an asyncio subprocess: those need the proactor loop on Windows, psycopg the selector
+        await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "stock_manager", "halt", "--reason", "soak: the session is over"],
+            env={**os.environ, **self.env()}, stdout=subprocess.DEVNULL, check=False)
 
     async def _position_checked_since(self, since: datetime) -> bool:
         try:
@@ -607,8 +608,8 @@ class Soak:
     def _check_restart(self, res: Result) -> None:
         r = self.restart
         assert r is not None
-        # uvicorn re-raises the SIGTERM it handled once its graceful shutdown is done, so the
-        # simulator's clean exit reads -SIGTERM; a child that needed SIGKILL after the grace did not stop
+        # children stop on stdin closing and exit 0; -SIGTERM is what uvicorn re-raises after a graceful
+        # stop by signal (someone sent one by hand); a child killed after the grace did not stop
         unclean = {k: v for k, v in r.exit_codes.items() if v not in (0, -signal.SIGTERM)}
         res.check("the midday restart stopped every child cleanly", not unclean,
                   f"exit codes {r.exit_codes}")

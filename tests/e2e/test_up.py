@@ -60,10 +60,17 @@ def _alive(pid: int) -> bool:
 
 
 def _start_up(env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "stock_manager", "up", "--no-status"],
-        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    with (cwd / "up.err").open("wb") as err:  # the supervisor's notes
+        return subprocess.Popen(
+            [sys.executable, "-m", "stock_manager", "up", "--no-status"],
+            env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err,
+        )
+
+
+def _nobody_killed(cwd: Path) -> None:
+    """Every child, simulator and dashboard included, stopped by the stop protocol within the grace."""
+    notes = (cwd / "up.err").read_text(encoding="utf-8", errors="replace")
+    assert "killing it" not in notes, notes[-2000:]
 
 
 def _stop_up(proc: subprocess.Popen[bytes]) -> int:
@@ -107,6 +114,7 @@ def test_kill_9_of_one_service_restarts_it_and_the_others_never_stop(db: TestDb,
         assert not _alive(pid)
     # each stopped itself (stdin closed, the stop protocol), none was killed after the grace
     assert _stopped_cleanly(db.admin_url, pids) == set(SERVICES)
+    _nobody_killed(tmp_path)
 
 
 def _stopped_cleanly(url: str, pids: dict[str, int]) -> set[str]:
@@ -137,3 +145,4 @@ def test_up_on_a_fresh_checkout_uses_an_embedded_postgres(tmp_path: Path) -> Non
     finally:
         assert _stop_up(proc) == 0
     assert (tmp_path / ".stock-manager" / "logs" / "execution.log").exists()
+    _nobody_killed(tmp_path)

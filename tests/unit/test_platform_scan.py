@@ -1,4 +1,5 @@
-"""Portable by construction: POSIX-only calls live in stock_manager/shared/platform.py and nowhere else.
+"""Portable by construction: POSIX-only calls live in stock_manager/shared/platform.py and nowhere else
+(nor asyncio subprocesses anywhere: Windows' selector loop, which psycopg needs, cannot run them).
 
 An AST scan, so a comment or docstring naming SIGKILL is fine and an aliased import is not.  Tests
 may use POSIX calls; only the package is scanned.
@@ -32,6 +33,8 @@ POSIX_KWARGS = {"start_new_session", "preexec_fn", "process_group", "pass_fds", 
                 "user", "group", "extra_groups", "umask"}
 SUBPROCESS_CALLS = {"Popen", "run", "call", "check_call", "check_output",
                     "create_subprocess_exec", "create_subprocess_shell"}
+# asyncio subprocesses need the proactor loop on Windows, and psycopg the selector loop we choose there
+SELECTOR_LOOP_UNSUPPORTED = {"create_subprocess_exec", "create_subprocess_shell"}
 
 
 def posix_only_uses(tree: ast.AST) -> list[tuple[int, str]]:
@@ -51,6 +54,8 @@ def posix_only_uses(tree: ast.AST) -> list[tuple[int, str]]:
         elif isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if name in SELECTOR_LOOP_UNSUPPORTED:
+                found.append((node.lineno, f"{name}() (no subprocesses on Windows' selector loop)"))
             if name in SUBPROCESS_CALLS:
                 found += [(node.lineno, f"{name}({k.arg}=...)") for k in node.keywords if k.arg in POSIX_KWARGS]
     return found
@@ -76,7 +81,8 @@ def test_the_scan_sees_each_kind_of_posix_only_call() -> None:
         "import fcntl": "import fcntl",
         "from resource import getrlimit": "from resource import",
         "subprocess.Popen(argv, start_new_session=True)": "Popen(start_new_session=...)",
-        "await asyncio.create_subprocess_exec(*argv, preexec_fn=f)": "create_subprocess_exec(preexec_fn=...)",
+        "await asyncio.create_subprocess_exec(*argv)": "create_subprocess_exec() (no subprocesses on Windows' "
+                                                        "selector loop)",
     }
     for src, what in caught.items():
         found = [w for _, w in posix_only_uses(ast.parse(src))]
