@@ -34,7 +34,8 @@ STOP_ON_STDIN_CLOSE = "SM_STOP_ON_STDIN_CLOSE"
 def use_selector_event_loop() -> None:
     """psycopg's async connections need a selector loop; Windows' default (proactor) has none.
 
-    Called once at the entry point, so every ``asyncio.run`` in the process gets one.
+    Called once at the entry point, so every ``asyncio.run`` in the process gets one.  (Python
+    3.14 deprecates event-loop policies; when 3.16 removes them this becomes a ``loop_factory``.)
     """
     if sys.platform == "win32":
         asyncio.set_event_loop_policy(asyncio.WindowsSelectorEventLoopPolicy())
