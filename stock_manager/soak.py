@@ -64,6 +64,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from stock_manager.shared import platform
+from stock_manager.shared.calendar import DayKind, xkrx_calendar
 from stock_manager.shared.clock import KST, kst
 from stock_manager.shared.db.migrate import migrate
 from stock_manager.shared.market_rules import POST_CLOSE_START, Market, price_limits
@@ -684,12 +685,15 @@ def _port_open(port: int) -> bool:
 
 
 def next_weekday(at_kst: str) -> datetime:
-    """The next Monday-Friday at ``HH:MM`` KST (so the soak always runs on a trading day)."""
+    """The next KRX trading day at ``HH:MM`` KST, so the soak always runs on a regular day: never a
+    weekend, a holiday (the simulator follows XKRX) or a day with shifted hours (a 10:00 open)."""
     hh, mm = (int(x) for x in at_kst.split(":"))
-    day = datetime.now(KST).replace(hour=hh, minute=mm, second=0, microsecond=0) + timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return day
+    today = datetime.now(KST).date()
+    days = xkrx_calendar(today, today + timedelta(days=40))
+    day = days.next_trading_day(today)
+    while (s := days.session(day)) is None or s.kind is not DayKind.REGULAR:
+        day = days.next_trading_day(day)
+    return datetime.combine(day, dtime(hh, mm), KST)
 
 
 def day_soak(admin_url: str, *, speed: float, workers: int, log_dir: Path, market_seed: int | None,
