@@ -157,7 +157,8 @@ def test_prices_of_the_conditional_limit_and_the_after_hours_sell() -> None:
     assert after_hours_price(D(10_280), 10_400, Market.KOSPI) == 9_260  # 9,252 up onto the tick
     assert after_hours_price(D(10_300), 10_400, Market.KOSPI) == 9_270
     assert after_hours_price(D(52_000), 52_000, Market.KOSPI) == 46_800
-    assert after_hours_price(D(5_550), 7_140, Market.KOSPI) == 5_000  # 4,995: the lower daily limit (7,140 - 2,140) is higher
+    # 4,995: the lower daily limit (7,140 - 2,140) is higher
+    assert after_hours_price(D(5_550), 7_140, Market.KOSPI) == 5_000
     assert after_hours_price(D(5_540), 5_500, Market.KOSPI) == 4_990  # 4,986 up onto the 5-won tick
     assert after_hours_price(D(10_280), None, Market.KOSPI) == 9_260  # no base: limits around the close
 
