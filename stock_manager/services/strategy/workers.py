@@ -460,9 +460,12 @@ class Worker:
             return
         async with self.rt.pool.connection() as conn:
             covered = await open_sell_qty(conn, sym)
-            qty = min(d.qty, holding.qty - covered)
-            if check_exit(holding.qty, covered, qty):
-                return  # already being sold
+            # the fills, not position_state, which lags a sale that has just filled by a book round
+            row = await (await conn.execute(Q["held_by_fills"], {"symbol": sym})).fetchone()
+            held = min(holding.qty, int(row["qty"]) if row else 0)
+            qty = min(d.qty, held - covered)
+            if check_exit(held, covered, qty):
+                return  # already sold, or being sold
             trip = int(pos["trip_first_fill_id"])
             n = await sells_written(conn, sym, trip)
             full = d.kind is ExitKind.FULL or qty >= holding.qty

@@ -87,3 +87,9 @@ INSERT INTO trade.cancel_requests (request_key, order_id, intent_id, symbol, rea
 VALUES (%(request_key)s, %(order_id)s, %(intent_id)s, %(symbol)s, %(reason)s, %(requested_by)s)
 ON CONFLICT DO NOTHING
 RETURNING request_id;
+
+-- name: held_by_fills
+-- What the fills say is held right now: position_state is rebuilt from them a moment later, so an
+-- exit decided on it could sell shares a sale that just filled has already sold.
+SELECT coalesce(sum(CASE WHEN side = 'BUY' THEN qty ELSE -qty END), 0)::bigint AS qty
+  FROM trade.fills WHERE symbol = %(symbol)s;
