@@ -684,7 +684,7 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def next_weekday(at_kst: str) -> datetime:
+def next_trading_day(at_kst: str) -> datetime:
     """The next KRX trading day at ``HH:MM`` KST, so the soak always runs on a regular day: never a
     weekend, a holiday (the simulator follows XKRX) or a day with shifted hours (a 10:00 open)."""
     hh, mm = (int(x) for x in at_kst.split(":"))
@@ -699,7 +699,7 @@ def next_weekday(at_kst: str) -> datetime:
 def day_soak(admin_url: str, *, speed: float, workers: int, log_dir: Path, market_seed: int | None,
              faults: bool = False, kill_every_s: float = 0, seed: int = 1) -> Soak:
     """A whole trading day: 09:00 to flat after the close, restarted at noon, a manual buy at 15:12."""
-    start = next_weekday(DAY_START)
+    start = next_trading_day(DAY_START)
     minutes = (datetime.combine(start.date(), DAY_END, KST) - start).total_seconds() / 60
     return Soak(admin_url, start=start, minutes=minutes, speed=speed, kill_every_s=kill_every_s, faults=faults,
                 workers=workers, seed=seed, log_dir=log_dir, market_seed=market_seed, restart_at=DAY_RESTART,
@@ -740,7 +740,7 @@ def main(argv: list[str] | None = None) -> int:
                             seed=args.seed)
         else:
             kill_every = 15 if args.kill_every is None else args.kill_every
-            soak = Soak(admin, start=next_weekday(args.start), minutes=args.minutes, speed=args.speed,
+            soak = Soak(admin, start=next_trading_day(args.start), minutes=args.minutes, speed=args.speed,
                         kill_every_s=kill_every, faults=not args.no_faults, workers=args.workers,
                         seed=args.seed, log_dir=log_dir, market_seed=market_seed)
         t0 = time.monotonic()

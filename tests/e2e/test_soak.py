@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from stock_manager.soak import Result, Soak, across_seeds, day_soak, next_weekday
+from stock_manager.soak import Result, Soak, across_seeds, day_soak, next_trading_day
 from tests.support.pg import PgServer
 
 # Fast enough for CI on two cores (about four minutes of wall time for the day), slow enough that
@@ -58,7 +58,7 @@ def test_whole_day(pg_server: PgServer, tmp_path: Path) -> None:
 
 @pytest.mark.timeout(400)
 def test_soak_with_faults_and_kills(pg_server: PgServer, tmp_path: Path) -> None:
-    soak = Soak(pg_server.url("postgres"), start=next_weekday("14:30"), minutes=62, speed=60, kill_every_s=12,
+    soak = Soak(pg_server.url("postgres"), start=next_trading_day("14:30"), minutes=62, speed=60, kill_every_s=12,
                 faults=True, workers=3, seed=3, log_dir=tmp_path)
     result = _run(soak)
     assert result.ok, result.render()

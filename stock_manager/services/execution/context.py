@@ -15,7 +15,7 @@ from stock_manager.shared.market_rules import Fees
 from stock_manager.shared.resources import package_path
 from stock_manager.shared.sql import load_queries
 
-Q = load_queries(*sorted((package_path(__package__, "sql")).glob("*.sql")))
+Q = load_queries(*sorted(package_path(__package__, "sql").glob("*.sql")))
 SERVICE = "execution"
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
+from stock_manager.shared.position_checks import describe as shared_describe
 from stock_manager.shared.trade_states import PositionVerdict
 
 
@@ -55,6 +56,4 @@ def verdict(diffs: Sequence[PositionDiff], previous: Sequence[PositionDiff] | No
 
 
 def describe(diffs: Sequence[PositionDiff], limit: int = 5) -> str:
-    parts = [f"{d.symbol} broker {d.broker_qty} / ours {d.our_qty}" for d in diffs[:limit]]
-    more = f" and {len(diffs) - limit} more" if len(diffs) > limit else ""
-    return ", ".join(parts) + more
+    return shared_describe([d.as_json() for d in diffs], limit)

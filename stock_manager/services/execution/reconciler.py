@@ -64,7 +64,6 @@ class Reconciler:
         self.submitter = submitter
         self.funds = funds
         self.leader = False
-        self._reported_unknown: set[str] = set()
         # symbols of broker orders this pass saw and could not link (nor record as manual yet)
         self._unlinked_symbols: set[str] = set()
         self._passes = 0
@@ -392,24 +391,26 @@ class Reconciler:
         """
         ex = self.ex
         async with ex.pool.connection() as conn:
+            linked = {r["broker_order_no"] for r in await (await conn.execute(Q["linked_numbers"],
+                                                                               {"trade_date": day})).fetchall()}
+            unlinked = [r for r in listing if r.odno not in linked and not r.orgn_odno]
+            # their fills are not in our ledger yet, recorded below or not: no drift there this pass
+            self._unlinked_symbols.update(r.symbol for r in unlinked)
             waiting = await (await conn.execute(Q["awaiting_broker"])).fetchone()
             if waiting is None or waiting["waiting"]:
                 return
-            linked = {r["broker_order_no"] for r in await (await conn.execute(Q["linked_numbers"],
-                                                                               {"trade_date": day})).fetchall()}
-            for r in listing:
-                if r.odno in linked or r.orgn_odno:
-                    continue
-                self._unlinked_symbols.add(r.symbol)
+            for r in unlinked:
                 at = datetime.combine(r.ord_dt, r.ord_tmd, KST) if r.ord_tmd else ex.clock.now()
-                # our name for its ORD_DVSN; a type we never send (03 최유리, 05, …) is kept as MKT,
-                # with the broker's own code in ord_dvsn
+                # our name for its ORD_DVSN; a type we never send (03 최유리, 05, …), or a priced one
+                # without a price, is kept as MKT, with the broker's own code in ord_dvsn
                 order_type = _ORDER_TYPE_OF.get(r.ord_dvsn_cd, OrderType.MKT)
-                priced = order_type in PRICED_ORDER_TYPES and r.ord_unpr > 0
+                if order_type in PRICED_ORDER_TYPES and r.ord_unpr <= 0:
+                    order_type = OrderType.MKT
                 row = await (await conn.execute(Q["record_manual_order"], {
                     "trade_date": day, "symbol": r.symbol, "side": r.side.value, "qty": r.ord_qty,
-                    "order_type": order_type if priced or order_type not in PRICED_ORDER_TYPES else OrderType.MKT,
-                    "ord_dvsn": r.ord_dvsn_cd, "limit_price": r.ord_unpr if priced else None, "at": at})).fetchone()
+                    "order_type": order_type, "ord_dvsn": r.ord_dvsn_cd,
+                    "limit_price": r.ord_unpr if order_type in PRICED_ORDER_TYPES else None,
+                    "at": at})).fetchone()
                 assert row is not None
                 await conn.execute(Q["link_ack"], {"order_id": row["order_id"], "odno": r.odno,
                                                    "org_no": r.ord_gno_brno, "status": OrderStatus.SUBMITTED,

@@ -15,6 +15,7 @@ from loguru import logger
 from stock_manager.services.strategy import ops
 from stock_manager.services.strategy.queries import Q
 from stock_manager.services.strategy.runtime import Runtime, trading_state
+from stock_manager.shared.position_checks import describe
 
 
 @dataclass
@@ -32,8 +33,7 @@ class DriftGuard:
             if row["verdict"] != "DRIFT":
                 return False
             state, _ = await trading_state(conn)
-            diffs = ", ".join(f"{d['symbol']} broker {d['broker_qty']} / ours {d['our_qty']}" for d in row["diffs"][:5])
-            reason = f"POSITION_DRIFT: {diffs}"
+            reason = f"POSITION_DRIFT: {describe(row['diffs'])}"
             if state == "HALTED":
                 return False
             await conn.execute(Q["set_trading_state"], {"state": "HALTED", "reason": reason,
