@@ -25,7 +25,7 @@ from stock_manager.services.strategy.rules.positions import FillRow, PositionErr
 from stock_manager.services.strategy.rules.risk import EntryProposal, RiskLimits, RiskSnapshot, check_entry, check_exit
 from stock_manager.services.strategy.rules.scan import ScanRow, evaluate, scan, spread_pct, to_store
 from stock_manager.services.strategy.rules.sizing import size_entry, upper_limit_of
-from stock_manager.services.strategy.rules.summary import TripResult, summarize
+from stock_manager.services.strategy.rules.summary import TripResult, max_drawdown, profit_factor, summarize
 from stock_manager.shared.clock import KST
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=KST)
@@ -288,6 +288,29 @@ def test_summary_numbers() -> None:
     assert s.fees == D(40) and s.taxes == D(80)
     assert s.notes["by_exit_reason"]["STOP_LOSS"] == {"n": 1, "wins": 0, "pnl": "-2000"}
     assert summarize([]).win_rate is None and summarize([trip_result(1)]).max_loss is None
+
+
+def test_profit_factor_is_gross_wins_over_gross_losses() -> None:
+    # wins 5,000 + 1,000 against losses 2,000 + 7,000: 6,000 / 9,000
+    s = summarize([trip_result(5_000), trip_result(-2_000), trip_result(-7_000), trip_result(1_000)])
+    assert s.profit_factor == D("0.6667")
+    assert profit_factor([D(3_000), D(-1_000), D(0)]) == D(3)  # a flat trip counts on neither side
+    # nothing lost: no ratio (not infinity, not a large number), whether or not anything was won
+    assert profit_factor([D(1_000), D(2_000)]) is None and profit_factor([D(0)]) is None
+    assert summarize([]).profit_factor is None
+
+
+def test_max_drawdown_walks_the_realized_curve_in_closing_order() -> None:
+    # equity 5,000 (peak) -> 3,000 -> -4,000 -> -3,000: the fall from 5,000 to -4,000
+    s = summarize([trip_result(5_000), trip_result(-2_000), trip_result(-7_000), trip_result(1_000)])
+    assert s.max_drawdown == D(9_000)
+    # the same five trips in two orders: 2,000 3,000(peak) 2,500 700 300 falls 2,700 ...
+    assert max_drawdown([D(2_000), D(1_000), D(-500), D(-1_800), D(-400)]) == D(2_700)
+    # ... -500 1,500(peak) -300 700 300 falls 1,800 at most
+    assert max_drawdown([D(-500), D(2_000), D(-1_800), D(1_000), D(-400)]) == D(1_800)
+    # the day starts at a peak of 0: opening losers are drawdown; 1,500 -> -1,000 later is deeper
+    assert max_drawdown([D(-1_000), D(-500), D(3_000), D(-2_500)]) == D(2_500)
+    assert max_drawdown([D(1_000), D(2_000)]) == 0 and summarize([]).max_drawdown == 0
 
 
 def test_summary_notes_for_tomorrow() -> None:

@@ -256,6 +256,7 @@ async def test_sc011_daily_summary_after_a_winner_and_a_loser(app: StrategyApp, 
     assert ds["realized_pnl"] == win + loss and ds["trades_count"] == 2 and (ds["wins"], ds["losses"]) == (1, 1)
     assert ds["win_rate"] == D("0.5") and ds["avg_pnl"] == ((win + loss) / 2).quantize(D("0.01"))
     assert ds["max_loss"] == loss
+    assert ds["profit_factor"] == (win / -loss).quantize(D("0.0001")) and ds["max_drawdown"] == -loss
     assert ds["fees"] == trips[0]["fees"] + trips[1]["fees"] and ds["taxes"] == trips[0]["taxes"] + trips[1]["taxes"]
     notes = ds["notes"]
     assert notes["by_exit_reason"]["STOP_LOSS"]["n"] == 1 and notes["by_exit_reason"]["TAKE_PROFIT_2"]["wins"] == 1

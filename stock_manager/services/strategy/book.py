@@ -151,9 +151,11 @@ async def write_daily_summary(conn: AsyncConnection[Any], d: date) -> DailySumma
     await conn.execute(Q["upsert_daily_summary"], {
         "trade_date": d, "realized_pnl": s.realized_pnl, "trades_count": s.trades_count, "wins": s.wins,
         "losses": s.losses, "win_rate": s.win_rate, "avg_pnl": s.avg_pnl, "max_loss": s.max_loss, "fees": s.fees,
-        "taxes": s.taxes, "notes": Jsonb(ops.jsonable(s.notes))})
-    logger.info("daily summary {}: pnl {} trades {} wins {} losses {} win_rate {} avg {} max_loss {}", d,
-                s.realized_pnl, s.trades_count, s.wins, s.losses, s.win_rate, s.avg_pnl, s.max_loss)
+        "taxes": s.taxes, "profit_factor": s.profit_factor, "max_drawdown": s.max_drawdown,
+        "notes": Jsonb(ops.jsonable(s.notes))})
+    logger.info("daily summary {}: pnl {} trades {} wins {} losses {} win_rate {} avg {} max_loss {} "
+                "profit_factor {} max_drawdown {}", d, s.realized_pnl, s.trades_count, s.wins, s.losses, s.win_rate,
+                s.avg_pnl, s.max_loss, s.profit_factor, s.max_drawdown)
     return s
 
 

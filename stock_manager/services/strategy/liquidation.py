@@ -261,7 +261,8 @@ class Liquidator:
                            f"{len(left)} positions left open, {n} locks released; liquidation cost "
                            f"{liq.get('cost_won', 0)} won", market_ts=now, trade_date=d,
                            realized_pnl=s.realized_pnl, trades_count=s.trades_count, wins=s.wins, losses=s.losses,
-                           win_rate=s.win_rate, left_open=[r["symbol"] for r in left],
+                           win_rate=s.win_rate, profit_factor=s.profit_factor, max_drawdown=s.max_drawdown,
+                           left_open=[r["symbol"] for r in left],
                            liquidation_cost_won=liq.get("cost_won"), thin_liquidity=liq.get("thin_symbols", []))
         self.closed_days.add(d)
         return True

@@ -1,9 +1,11 @@
 """The daily summary and the notes for tomorrow's tuning.
 
 Numbers (SC-011): realized PnL, trade count, wins, losses, win rate, average and worst trade, fees
-and taxes.  Notes: which exit reasons and which signal inputs went with winners and with losers,
-the thin-liquidity trades (partial fills, slippage against the decision price), what the forced
-liquidation cost, and what could not be sold.
+and taxes, profit factor and maximum drawdown (seed 001's PnLCalculator lists the last two beside
+the win rate: a 60 % win rate means little when the losers are three times the winners).  Notes:
+which exit reasons and which signal inputs went with winners and with losers, the thin-liquidity
+trades (partial fills, slippage against the decision price), what the forced liquidation cost, and
+what could not be sold.
 """
 
 from __future__ import annotations
@@ -44,6 +46,31 @@ class DailySummary:
     fees: Decimal
     taxes: Decimal
     notes: dict[str, Any]
+    profit_factor: Decimal | None = None  # gross wins over gross losses; None when nothing lost
+    max_drawdown: Decimal = ZERO  # won, the largest fall from a peak of the day's realized equity
+
+
+def profit_factor(pnls: Sequence[Decimal]) -> Decimal | None:
+    """Gross profit over gross loss, after fees and tax.  None when no trade lost: the ratio is
+    unbounded then, and a number such as 999 would read as a measurement."""
+    lost = -sum((p for p in pnls if p < 0), ZERO)
+    if lost == 0:
+        return None
+    return (sum((p for p in pnls if p > 0), ZERO) / lost).quantize(Decimal("0.0001"))
+
+
+def max_drawdown(pnls: Sequence[Decimal]) -> Decimal:
+    """The largest peak-to-trough fall of realized equity, stepped at each round trip in time order.
+
+    The curve starts at 0 (the day's start is a peak), so a day that opens with losers draws down
+    from 0.  Only closes move realized equity, so these steps are the whole curve.
+    """
+    equity = peak = worst = ZERO
+    for p in pnls:
+        equity += p
+        peak = max(peak, equity)
+        worst = max(worst, peak - equity)
+    return worst
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -66,6 +93,7 @@ def _features(trips: Sequence[TripResult]) -> dict[str, Any]:
 
 
 def summarize(trips: Sequence[TripResult], unfilled: Sequence[Mapping[str, Any]] = ()) -> DailySummary:
+    """``trips`` in the order they closed (the drawdown depends on it)."""
     n = len(trips)
     total = sum((t.pnl for t in trips), ZERO)
     wins = sum(1 for t in trips if t.pnl > 0)
@@ -121,4 +149,6 @@ def summarize(trips: Sequence[TripResult], unfilled: Sequence[Mapping[str, Any]]
         fees=sum((t.fees for t in trips), ZERO),
         taxes=sum((t.taxes for t in trips), ZERO),
         notes=notes,
+        profit_factor=profit_factor([t.pnl for t in trips]),
+        max_drawdown=max_drawdown([t.pnl for t in trips]),
     )

@@ -140,6 +140,7 @@ SELECT coalesce(sum(pnl), 0)::numeric(20, 2) AS pnl, count(*)::int AS n
   FROM trade.round_trips WHERE trade_date = %(trade_date)s;
 
 -- name: trips_of_date
+-- In the order they closed: the summary's drawdown walks them so.
 SELECT symbol, pnl, fees, taxes, exit_reason, forced, partial_orders, entry_slippage_pct, exit_slippage_pct,
        entry_context
   FROM trade.round_trips WHERE trade_date = %(trade_date)s
@@ -157,13 +158,14 @@ SELECT symbol, data FROM (
 
 -- name: upsert_daily_summary
 INSERT INTO trade.daily_summaries (trade_date, realized_pnl, trades_count, wins, losses, win_rate, avg_pnl, max_loss,
-                                   fees, taxes, notes, updated_ts)
+                                   fees, taxes, profit_factor, max_drawdown, notes, updated_ts)
 VALUES (%(trade_date)s, %(realized_pnl)s, %(trades_count)s, %(wins)s, %(losses)s, %(win_rate)s, %(avg_pnl)s,
-        %(max_loss)s, %(fees)s, %(taxes)s, %(notes)s, clock_timestamp())
+        %(max_loss)s, %(fees)s, %(taxes)s, %(profit_factor)s, %(max_drawdown)s, %(notes)s, clock_timestamp())
 ON CONFLICT (trade_date) DO UPDATE
    SET realized_pnl = EXCLUDED.realized_pnl, trades_count = EXCLUDED.trades_count, wins = EXCLUDED.wins,
        losses = EXCLUDED.losses, win_rate = EXCLUDED.win_rate, avg_pnl = EXCLUDED.avg_pnl,
-       max_loss = EXCLUDED.max_loss, fees = EXCLUDED.fees, taxes = EXCLUDED.taxes, notes = EXCLUDED.notes,
+       max_loss = EXCLUDED.max_loss, fees = EXCLUDED.fees, taxes = EXCLUDED.taxes,
+       profit_factor = EXCLUDED.profit_factor, max_drawdown = EXCLUDED.max_drawdown, notes = EXCLUDED.notes,
        updated_ts = clock_timestamp();
 
 -- name: insert_reentry
