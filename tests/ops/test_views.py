@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +13,9 @@ from psycopg.rows import dict_row
 
 from stock_manager.dashboard.alerts import ALERT_TRANSITIONS
 from stock_manager.services.strategy.rules.positions import FillRow, fold
+from stock_manager.shared.calendar import load_calendar
+from stock_manager.shared.clock import KST
+from stock_manager.shared.db.pool import connect
 from stock_manager.shared.market_rules import Market, sell_tax_rate
 from tests.ops import seed
 from tests.support.pg import TestDb
@@ -183,57 +186,67 @@ def test_market_open_mirrors_the_session_hours(db: TestDb) -> None:
 
 def test_stale_price_alerts_only_while_the_market_trades(seeded: TestDb) -> None:
     url = seeded.url("readonly")
-    kinds = {r["kind"] for r in _q(url, "SELECT kind FROM monitor.alert_conditions")}
-    assert "StalePrice" in kinds  # 14:00 on a Monday
-    _set_market_time(seeded.admin_url, "2026-11-23T18:00:00+09:00")
-    kinds = {r["kind"] for r in _q(url, "SELECT kind FROM monitor.alert_conditions")}
+
+    def kinds_at(at: str) -> set[str]:
+        _set_market_time(seeded.admin_url, at)
+        return {r["kind"] for r in _q(url, "SELECT kind FROM monitor.alert_conditions")}
+
+    assert "StalePrice" in kinds_at("2026-11-23T14:00:00+09:00")  # a Monday
+    kinds = kinds_at("2026-11-23T18:00:00+09:00")
     assert "StalePrice" not in kinds
     assert "ServiceDown" in kinds  # a dead service is news at any hour
 
-
-def test_reducing_is_alerted_as_reducing_not_as_a_halt(seeded: TestDb) -> None:
-    url = seeded.url("readonly")
     with psycopg.connect(seeded.admin_url, autocommit=True) as conn:
-        conn.execute("UPDATE trade.trading_state SET state = 'REDUCING', reason = 'FLATTEN: x', changed_by = 'me'")
-    conds = [r for r in _q(url, "SELECT * FROM monitor.alert_conditions") if r["kind"].startswith("Trading")]
-    assert [(c["kind"], c["throttle_key"]) for c in conds] == [("TradingReducing", "TradingReducing:REDUCING")]
-    assert "REDUCING" in conds[0]["message"]
+        conn.execute("INSERT INTO ops.trading_days (trade_date, kind) VALUES ('2026-12-25', 'CLOSED')")  # 성탄절
+        conn.execute("INSERT INTO ops.trading_day_overrides (trade_date, kind, open_time, close_time, reason) "
+                     "VALUES ('2026-11-19', 'SHIFTED', '10:00', '16:30', '수능')")
+    assert "StalePrice" not in kinds_at("2026-12-25T11:00:00+09:00")  # a Friday, but a holiday
+    assert "StalePrice" not in kinds_at("2026-11-19T09:30:00+09:00")  # the CSAT day opens at 10:00
+    assert "StalePrice" in kinds_at("2026-11-19T10:00:00+09:00")
+    assert "StalePrice" in kinds_at("2026-11-19T16:00:00+09:00")  # past 15:30, before the day's own close
+    assert "StalePrice" not in kinds_at("2026-11-19T16:30:00+09:00")
 
 
-def test_prices_that_matter_are_counted_apart_from_coverage(seeded: TestDb) -> None:
-    url = seeded.url("readonly")
-    (p,) = _q(url, "SELECT * FROM monitor.price_freshness")
-    # held: 005930 (fresh) and 035720 (stale); 000660 is priced but nobody needs it
-    assert (p["watched"], p["watched_fresh"], p["watched_stale"]) == (2, 1, 1)
-    assert (p["universe"], p["symbols"], p["fresh"]) == (4, 3, 2)
-    with psycopg.connect(seeded.admin_url, autocommit=True) as conn:
-        conn.execute("INSERT INTO trade.symbol_locks (symbol, worker_id, ttl_s, expires_ts) "
-                     "VALUES ('000660', 'w1', 60, clock_timestamp() + interval '1 minute')")
-        conn.execute("INSERT INTO trade.candidates (scan_id, symbol, signal) VALUES "
-                     "('00000000-0000-0000-0000-000000000001', '091990', false), "
-                     "('00000000-0000-0000-0000-000000000002', '005930', true), "
-                     "('00000000-0000-0000-0000-000000000002', '091990', false)")
-        conn.execute("INSERT INTO trade.watchlist (symbol, reason) VALUES ('091990', 'operator')")
-    watched = {r["symbol"]: r for r in _q(url, "SELECT * FROM monitor.price_watched")}
-    assert {s: w["reasons"] for s, w in watched.items()} == {
-        "005930": ["candidate", "held"], "035720": ["held"], "000660": ["locked"], "091990": ["watch"]}
-    assert {s for s, w in watched.items() if w["fresh"]} == {"005930", "000660"}
+# (library row, operator override, KIS's opnd_yn) on one date each: every way the layers combine
+LAYERS: dict[date, tuple[tuple[str, str | None, str | None] | None,
+                         tuple[str, str | None, str | None] | None, str | None]] = {
+    date(2026, 12, 25): (("CLOSED", None, None), None, None),  # a holiday
+    date(2026, 1, 2): (("SHIFTED", "10:00", "15:30"), None, None),  # the year's first day
+    date(2026, 11, 19): (("REGULAR", "09:00", "15:30"), ("SHIFTED", "10:00", "16:30"), None),  # CSAT
+    date(2026, 6, 3): (("CLOSED", None, None), ("REGULAR", "09:00", "15:30"), None),  # the operator reopens
+    date(2026, 6, 4): (("REGULAR", "09:00", "15:30"), ("CLOSED", None, None), None),  # the operator closes
+    date(2026, 12, 24): (("REGULAR", "09:00", "15:30"), None, "N"),  # KIS closes
+    date(2026, 5, 25): (("CLOSED", None, None), None, "Y"),  # KIS opens: the regular hours
+    date(2026, 11, 18): (None, ("CLOSED", None, None), "Y"),
+    date(2026, 11, 20): (("SHIFTED", "10:00", "16:30"), None, "Y"),  # KIS's Y keeps the day's hours
+    date(2026, 11, 24): (None, None, None),  # not covered: the weekday rule
+    date(2026, 11, 22): (None, None, None),  # a Sunday
+}
+TIMES = (time(8, 59, 59), time(9), time(9, 59, 59), time(10), time(15, 29, 59), time(15, 30), time(16, 29, 59),
+         time(16, 30))
 
 
-def test_repeated_events_fold_into_one_row(db: TestDb) -> None:
-    with psycopg.connect(db.admin_url, autocommit=True) as conn:
-        emit = ("INSERT INTO ops.events (service, db_role, level, kind, message, symbol, ts) "
-                "VALUES ('strategy', 'sm_strategy', 'WARN', %s, %s, %s, clock_timestamp() - make_interval(secs => %s))")
-        for i in range(71):  # a forced liquidation retried every ~12 s for a quarter of an hour
-            conn.execute(emit, ("MandatoryLiquidation", f"sell 005930 attempt {i + 1}", "005930", 900 - i * 12))
-            if i % 10 == 0:
-                conn.execute(emit, ("MandatoryLiquidation", f"sell 035720 attempt {i // 10 + 1}", "035720",
-                                    900 - i * 12))
-        conn.execute(emit, ("RiskViolation", "blocked", "005930", 1))
-        conn.execute(emit, ("MandatoryLiquidation", "sell 005930 the next day", "005930", -3600))
-    rows = _q(db.url("readonly"), "SELECT kind, symbol, message, repeats FROM monitor.recent_event_groups "
-                                  "ORDER BY event_id DESC")
-    assert [(r["kind"], r["symbol"], r["repeats"]) for r in rows] == [
-        ("MandatoryLiquidation", "005930", 1), ("RiskViolation", "005930", 1),
-        ("MandatoryLiquidation", "035720", 8), ("MandatoryLiquidation", "005930", 71)]
-    assert rows[3]["message"] == "sell 005930 attempt 71"
+async def test_market_open_agrees_with_the_layered_calendar(db: TestDb) -> None:
+    async with await connect(db.admin_url) as admin, await connect(db.url("readonly")) as reader:
+        await admin.execute("INSERT INTO ops.heartbeats (service, instance_id, db_role, pid, host, status, beat_ts, "
+                            "market_ts) VALUES ('pricesync', 'h', 'sm_pricesync', 1, 'h', 'RUNNING', "
+                            "clock_timestamp(), now())")
+        for day, (lib, ovr, kis) in LAYERS.items():
+            if lib:
+                await admin.execute("INSERT INTO ops.trading_days (trade_date, kind, open_time, close_time) "
+                                    "VALUES (%s, %s, %s, %s)", (day, *lib))
+            if ovr:
+                await admin.execute("INSERT INTO ops.trading_day_overrides (trade_date, kind, open_time, close_time) "
+                                    "VALUES (%s, %s, %s, %s)", (day, *ovr))
+            if kis:
+                await admin.execute("INSERT INTO ops.kis_holiday_checks (trade_date, opnd_yn) VALUES (%s, %s)",
+                                    (day, kis))
+        calendar = await load_calendar(reader, min(LAYERS), max(LAYERS))
+        for day in LAYERS:
+            session = calendar.session(day)
+            for t in TIMES:
+                at = datetime.combine(day, t, KST)
+                await admin.execute("UPDATE ops.heartbeats SET market_ts = %s", (at,))
+                row = await (await reader.execute("SELECT monitor.market_open() AS open")).fetchone()
+                assert row is not None
+                assert row["open"] is (session is not None and session.open <= t < session.close), at
