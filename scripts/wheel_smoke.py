@@ -1,14 +1,23 @@
-"""The wheel as a user gets it: build it, install it into a fresh venv outside the repository, and run
-``stock-manager up`` from an empty folder until every service heartbeats (issue #16's acceptance).
+"""The image's install step outside Docker: the files the Dockerfile copies, ``pip install .`` from them
+in a fresh venv, then ``stock-manager up`` from an empty folder until every service heartbeats
+(issue #16's acceptance, issue #15 point 8).
+
+CI cannot run Docker, so the build context is rebuilt here: every ``COPY`` of the Dockerfile is
+repeated into a temporary folder, with the files ``.dockerignore`` keeps out left out as Docker
+would, and a source the context lacks is an error as it is for ``docker build``.  A file the
+package needs but the Dockerfile forgets to copy therefore fails here, not in the first image.
 
 ``python scripts/wheel_smoke.py`` prints what it did and exits 0, or 1 saying what failed.  It needs
-the ``build`` package (in the dev extras) and network access to the package index for the wheel's
-dependencies, as any install does.  CI runs it after the tests.
+network access to the package index for the build backend and the dependencies, as any install
+does.  CI runs it after the tests.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +30,79 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = {"pricesync", "strategy", "execution"}
+
+
+class ContextError(Exception):
+    pass
+
+
+def _pattern(glob: str) -> re.Pattern[str]:
+    """A ``.dockerignore`` line as a regex: ``*`` and ``?`` stay within one path element, ``**`` spans any."""
+    out = ""
+    for part in re.split(r"(\*\*/?|\*|\?)", glob.strip("/")):
+        out += {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}.get(part, re.escape(part))
+    return re.compile(out)
+
+
+def ignore_rules(context: Path) -> list[tuple[bool, re.Pattern[str]]]:
+    """``.dockerignore`` as (excludes, pattern) in file order; the last rule that matches decides."""
+    path = context / ".dockerignore"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    rules = []
+    for line in (ln.strip() for ln in lines):
+        if line and not line.startswith("#"):
+            rules.append((not line.startswith("!"), _pattern(line.lstrip("!"))))
+    return rules
+
+
+def ignored(rel: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    """Docker's rule: a path is out when the last pattern matching it or one of its parents excludes."""
+    parts = rel.split("/")
+    verdict = False
+    for excludes, pat in rules:
+        if any(pat.fullmatch("/".join(parts[:i])) for i in range(1, len(parts) + 1)):
+            verdict = excludes
+    return verdict
+
+
+def copies(dockerfile: Path) -> list[tuple[list[str], str]]:
+    """The (sources, destination) of each ``COPY`` from the build context (not ``--from`` a stage)."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text(encoding="utf-8"))
+    out = []
+    for line in text.splitlines():
+        words = shlex.split(line, comments=True)
+        if not words or words[0].upper() != "COPY":
+            continue
+        flags = [w for w in words[1:] if w.startswith("--")]
+        if any(f.startswith("--from") for f in flags):
+            continue
+        args = [w for w in words[1:] if not w.startswith("--")]
+        out.append((args[:-1], args[-1]))
+    return out
+
+
+def build_context(context: Path, dest: Path) -> list[str]:
+    """Repeat the Dockerfile's ``COPY`` steps from ``context`` into ``dest``; the files copied."""
+    rules = ignore_rules(context)
+    copied: list[str] = []
+    for sources, target in copies(context / "Dockerfile"):
+        into_dir = target.endswith("/") or len(sources) > 1
+        for src in sources:
+            origin = context / src
+            if not origin.exists() or ignored(src.strip("/"), rules):
+                raise ContextError(f"the Dockerfile copies {src}, which the build context lacks")
+            base = dest / target.lstrip("/")
+            to = base / origin.name if into_dir else base
+            files = [origin] if origin.is_file() else sorted(p for p in origin.rglob("*") if p.is_file())
+            for f in files:
+                rel = f.relative_to(context).as_posix()
+                if ignored(rel, rules):
+                    continue
+                out = to if f == origin else to / f.relative_to(origin)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, out)
+                copied.append(rel)
+    return copied
 
 
 def free_port() -> int:
@@ -47,13 +129,19 @@ def beating(url: str) -> set[str]:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sm-wheel-") as tmp_dir:
         tmp = Path(tmp_dir)
-        run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp / "dist"), str(ROOT)],
-            stdout=subprocess.DEVNULL)
-        wheel = next((tmp / "dist").glob("stock_manager-*.whl"))
+        app = tmp / "app"  # the image's WORKDIR
+        try:
+            copied = build_context(ROOT, app)
+        except ContextError as e:
+            print(f"FAIL: {e}", file=sys.stderr)
+            return 1
+        print(f"build context: {len(copied)} files as the Dockerfile copies them "
+              f"({', '.join(sorted({c.split('/')[0] for c in copied}))})", flush=True)
         venv = tmp / "venv"
         run([sys.executable, "-m", "venv", str(venv)])
         bindir = venv / ("Scripts" if os.name == "nt" else "bin")
-        run([str(bindir / "python"), "-m", "pip", "install", "--quiet", str(wheel)])
+        print(f"$ cd {app} && pip install .", flush=True)
+        run([str(bindir / "python"), "-m", "pip", "install", "--quiet", "."], cwd=app)
         names = subprocess.run([str(bindir / "python"), "-c",  # noqa: S603
                                 "import importlib.util as u; print([n for n in ('services', 'shared', 'db')"
                                 " if u.find_spec(n)])"], check=True, capture_output=True, text=True).stdout.strip()
@@ -94,7 +182,8 @@ def main() -> int:
         if code != 0:
             print(f"FAIL: up did not stop cleanly on Ctrl-C (exit {code})", file=sys.stderr)
             return 1
-        print("wheel smoke test passed: built, installed outside the repository, up from an empty folder")
+        print("install smoke test passed: pip install . from the image's files into a fresh venv, "
+              "up from an empty folder")
         return 0
 
 
