@@ -15,13 +15,46 @@ import psycopg
 import pytest
 
 from tests.ops import seed
+from tests.ops.browser import evaluate
 from tests.ops.png import decode
 from tests.ops.support import Dashboard, Receiver, leaked
 from tests.support.pg import TestDb
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed (apt-get install chromium): no headless-browser check")
+# CI (CI=true, as .ci/run sets it) must not pass without the browser checks: there a missing chromium
+# or CJK font fails the test; elsewhere the test skips and says what to install.
+IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
+
+
+def _has_cjk_font() -> bool:
+    """Whether fontconfig (what Chromium asks on Linux) knows a Korean font; True where it cannot be asked."""
+    if shutil.which("fc-list") is None:
+        return True  # not fontconfig's platform: the glyph check itself decides
+    out = subprocess.run(["fc-list", ":lang=ko", "family"], capture_output=True, text=True, check=False)
+    return bool(out.stdout.strip())
+
+
+def _require(*missing: str | None) -> None:
+    wanting = [m for m in missing if m]
+    if not wanting:
+        return
+    what = " and ".join(wanting)
+    if IN_CI:
+        pytest.fail(f"CI=true but {what}: the headless-browser checks must run in CI")
+    pytest.skip(f"{what}: no headless-browser check")
+
+
+@pytest.fixture
+def chromium() -> str:
+    _require(None if CHROMIUM else "chromium is not installed (apt-get install chromium)")
+    assert CHROMIUM is not None
+    return CHROMIUM
+
+
+@pytest.fixture
+def chromium_with_cjk(chromium: str) -> str:
+    _require(None if _has_cjk_font() else "no Korean font is installed (apt-get install fonts-noto-cjk)")
+    return chromium
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +156,22 @@ def test_no_secret_in_any_response_or_log(dash: Dashboard) -> None:
     assert not leaked(dash.log.read_text())
 
 
+# The glyph-width check: a missing glyph is drawn as the font's .notdef box, the same width for every
+# character; private-use code points get that box in every font, so a character measuring like them
+# is a box.  Measured on a canvas of the page being checked, in the font an element computes.
+_GLYPHS_JS = """
+function glyphs(doc, font, text) {
+  const ctx = doc.createElement("canvas").getContext("2d");
+  ctx.font = font;
+  const w = (t) => ctx.measureText(t).width;
+  const widths = [...text].map(w);
+  const boxes = ["\\uE000", "\\uE001", "\\uE002"].map(w);
+  const boxed = widths.filter((x) => boxes.some((b) => Math.abs(x - b) < 0.01)).length;
+  return "boxed=" + boxed + " text=" + text + " widths=" + widths.join(",");
+}
+"""
+
+
 def _chromium(url: str, *args: str, size: str = "1280,1200") -> subprocess.CompletedProcess[str]:
     assert CHROMIUM is not None
     with tempfile.TemporaryDirectory(prefix="sm-chromium-") as profile:
@@ -133,8 +182,20 @@ def _chromium(url: str, *args: str, size: str = "1280,1200") -> subprocess.Compl
             capture_output=True, text=True, timeout=60, check=False)
 
 
-@needs_chromium
-def test_the_page_renders_in_headless_chromium(dash: Dashboard, seeded_module: TestDb, tmp_path: Path) -> None:
+_NAME_CELL = 'document.querySelector(\'tr.position-row[data-symbol="005930"] td:nth-child(2)\')'
+
+
+def _dashboard_glyphs(chromium: str, dash: Dashboard) -> str:
+    """The glyph check on the real dashboard page: the 005930 position's name cell, in its own font."""
+    result = evaluate(
+        chromium, dash.url + "/", ready=f'document.body?.dataset.loaded === "1" && !!{_NAME_CELL}',
+        expression=f"(() => {{ {_GLYPHS_JS}\n const cell = {_NAME_CELL};\n"
+                   "  return glyphs(document, getComputedStyle(cell).font, cell.textContent); })()")
+    return str(result)
+
+
+def test_the_page_renders_in_headless_chromium(dash: Dashboard, seeded_module: TestDb, tmp_path: Path,
+                                               chromium_with_cjk: str) -> None:
     seed.touch_heartbeats(seeded_module.admin_url)
     out = _chromium(dash.url + "/", "--dump-dom")
     dom = out.stdout
@@ -167,9 +228,12 @@ def test_the_page_renders_in_headless_chromium(dash: Dashboard, seeded_module: T
     assert share / sum(colours.values()) < 0.6, f"{background} covers most of the page"
     assert any(r > 180 and g < 110 and b < 110 for (r, g, b) in colours), "no red (gains / alerts) on the page"
 
+    glyphs = _dashboard_glyphs(chromium_with_cjk, dash)
+    assert glyphs.startswith("boxed=0 text=삼성전자 "), (
+        f"the dashboard draws the Korean name as boxes ({glyphs}): apt-get install fonts-noto-cjk")
 
-@needs_chromium
-def test_no_table_is_cut_off_at_1400_px(dash: Dashboard, seeded_module: TestDb) -> None:
+
+def test_no_table_is_cut_off_at_1400_px(dash: Dashboard, seeded_module: TestDb, chromium: str) -> None:
     seed.touch_heartbeats(seeded_module.admin_url)
     for width in (1400, 1280, 1920):
         dom = _chromium(dash.url + "/", "--dump-dom", size=f"{width},1000").stdout
@@ -178,27 +242,16 @@ def test_no_table_is_cut_off_at_1400_px(dash: Dashboard, seeded_module: TestDb) 
         assert over == "", f"at {width} px these tables are wider than their card: {over}"
 
 
-@needs_chromium
-def test_korean_names_render_as_glyphs_not_boxes(tmp_path: Path) -> None:
-    """With the dashboard's font stack, Hangul is drawn by a font that has it (CI installs fonts-noto-cjk).
-
-    A missing glyph is drawn as the font's .notdef box, the same width for every character; private-use
-    code points get that box in every font, so Hangul measuring like them means boxes.
-    """
+def test_korean_names_render_as_glyphs_not_boxes(tmp_path: Path, chromium_with_cjk: str) -> None:
+    """With the dashboard's font stack, Hangul is drawn by a font that has it (CI installs fonts-noto-cjk)."""
     from stock_manager.shared.resources import package_path
 
     css = Path(str(package_path("stock_manager.dashboard", "static", "dashboard.css")))
     page = tmp_path / "fonts.html"
     page.write_text(f"""<!doctype html><html><head><meta charset="utf-8">
 <link rel="stylesheet" href="{css.as_uri()}"></head><body><span id="out">-</span><script>
-const font = getComputedStyle(document.body).font;
-const ctx = document.createElement("canvas").getContext("2d");
-ctx.font = font;
-const w = (t) => ctx.measureText(t).width;
-const hangul = ["삼", "성", "전", "자", "카", "오"].map(w);
-const boxes = ["\\uE000", "\\uE001", "\\uE002"].map(w);
-const boxed = hangul.filter((x) => boxes.some((b) => Math.abs(x - b) < 0.01)).length;
-document.getElementById("out").textContent = "boxed=" + boxed + " widths=" + hangul.join(",");
+{_GLYPHS_JS}
+document.getElementById("out").textContent = glyphs(document, getComputedStyle(document.body).font, "삼성전자카오");
 </script></body></html>""", encoding="utf-8")
     dom = _chromium(page.as_uri(), "--dump-dom", "--allow-file-access-from-files").stdout
     (result,) = re.findall(r'<span id="out">([^<]*)<', dom)
