@@ -12,9 +12,11 @@ faults off, lets every service settle, and prints the invariants.
 and on through the post-close sessions until the account is flat (18:05 at the latest), with
 the day's events a real one has.  At 12:00 the whole stack stops as ``stock-manager up`` does on
 Ctrl-C (the simulator too: it keeps its state in a data directory under the log directory) and
-starts again; the day must resume with the broker and the database in agreement.  At 15:12 a
+starts again; the day must resume with the broker and the database in agreement.  At 15:19:30 a
 person buys a thin symbol by hand (``POST /sim/manual-order``, as at HTS): Execution must mark it
-MANUAL, positions must count it, and the close must sell it.  ``--market-seed 1,2,3`` runs one
+MANUAL, positions must count it, and the close must sell it; bought after the last moment a sell
+may still be placed before the closing auction, it is held at 15:20 and must be sold after the
+uncross (ORD_DVSN 06, then 07), on holdings the broker has confirmed.  ``--market-seed 1,2,3`` runs one
 day per seed of the simulator's market, each on its own database.
 
 The invariants:
@@ -95,7 +97,7 @@ SOAK_PARAMS = {"sma_short": 2, "sma_long": 4, "breakout_bars": 3, "lookback_min"
 DAY_START = "09:00"
 DAY_END = dtime(18, 5)
 DAY_RESTART = dtime(12, 0)
-DAY_MANUAL = dtime(15, 12)
+DAY_MANUAL = dtime(15, 19, 30)  # past the last moment to place a sell before the auction
 # By then the closing uncross is over (KRX ends the closing call at a random moment up to 30 s
 # after 15:30): from here on a flat account stays flat.
 CLOSE_SETTLED = dtime(15, 31)
@@ -599,7 +601,10 @@ class Soak:
     async def _check_refusals(self, res: Result) -> None:
         """A sell refused for want of shares: in a fault-free day the shares were always there."""
         refusals = await self._rows("share_refusals") or []
-        detail = "; ".join(f"{r['symbol']}: {r['message']}" for r in refusals[:3])
+        detail = "; ".join(
+            f"{r['symbol']} at {kst(r['market_ts']):%H:%M:%S} ({r['order_type']} {r['reason']}, stage {r['stage']}): "
+            f"{r['message']}" if r["market_ts"] is not None else f"{r['symbol']}: {r['message']}"
+            for r in refusals[:3])
         if self.faults:
             res.stats["'not enough shares' refusals"] = len(refusals)
         else:
@@ -616,6 +621,9 @@ class Soak:
                   f"exit codes {r.exit_codes}")
         res.check("the simulator kept its orders across the restart", r.orders_after >= r.orders_before,
                   f"{r.orders_before} before, {r.orders_after} after")
+        res.check("the simulator's clock resumed where it stopped", not r.clock_set_back,
+                  f"it came back at {r.reported}; the soak set it back" if r.clock_set_back
+                  else f"stopped {kst(r.stopped_at):%H:%M:%S}")
         resumed = kst(r.resumed_at).strftime("%H:%M:%S") if r.resumed_at else "?"
         res.stats["midday restart"] = (
             f"stopped {kst(r.stopped_at):%H:%M:%S}, resumed {resumed}"
@@ -635,6 +643,11 @@ class Soak:
                   f"order {'origin ' + row['origin'] if row else 'missing'}, {len(events)} ManualOrder events")
         bought = sum(int(f["qty"]) for f in fills if f["odno"] == m.odno)
         sold = await self._rows("sell_reasons", {"symbol": m.symbol}) or []
+        early = [r for r in sold if r["first_fill"] is not None and kst(r["first_fill"]).time() < dtime(15, 20)]
+        res.check("the thin manual buy was held at 15:20 and sold by the close", bought > 0 and bool(sold)
+                  and not early and all(r["reason"] == "FORCED_LIQUIDATION" for r in sold),
+                  ", ".join(f"{r['reason']} {r['order_types']} x{r['qty']} from {kst(r['first_fill']):%H:%M:%S}"
+                            for r in sold) or "never sold")
         res.stats["manual order"] = (
             f"{m.symbol} (tier {m.tier}) BUY {m.qty} at {kst(m.at):%H:%M:%S}, {bought} filled; sold by "
             + (", ".join(f"{r['reason']} x{r['qty']}" for r in sold) or "nobody"))
@@ -698,7 +711,7 @@ def next_trading_day(at_kst: str) -> datetime:
 
 def day_soak(admin_url: str, *, speed: float, workers: int, log_dir: Path, market_seed: int | None,
              faults: bool = False, kill_every_s: float = 0, seed: int = 1) -> Soak:
-    """A whole trading day: 09:00 to flat after the close, restarted at noon, a manual buy at 15:12."""
+    """A whole trading day: 09:00 to flat after the close, restarted at noon, a manual buy at 15:19:30."""
     start = next_trading_day(DAY_START)
     minutes = (datetime.combine(start.date(), DAY_END, KST) - start).total_seconds() / 60
     return Soak(admin_url, start=start, minutes=minutes, speed=speed, kill_every_s=kill_every_s, faults=faults,

@@ -77,14 +77,18 @@ SELECT data ->> 'broker_order_no' AS broker_order_no, symbol, message
   FROM ops.events WHERE kind = 'ManualOrder';
 
 -- name: share_refusals
--- Intents Execution refused for want of shares to sell.
-SELECT symbol, message, market_ts FROM ops.events
- WHERE kind = 'IntentRejected' AND message ILIKE '%%not enough shares%%'
- ORDER BY event_id;
+-- Intents Execution refused for want of shares to sell, with what the refused sell was (when, which
+-- order type, why it was written, at which stage of the close) so a failure says where to look.
+SELECT e.symbol, e.message, e.market_ts, i.order_type, i.reason, i.context ->> 'stage' AS stage
+  FROM ops.events e
+  LEFT JOIN trade.order_intents i ON i.intent_id = e.intent_id
+ WHERE e.kind = 'IntentRejected' AND e.message ILIKE '%%not enough shares%%'
+ ORDER BY e.event_id;
 
 -- name: sell_reasons
 -- Why each of our sells of a symbol was written (the manual position must be sold by the system).
-SELECT i.reason, sum(f.qty)::bigint AS qty
+SELECT i.reason, sum(f.qty)::bigint AS qty, min(f.ts) AS first_fill,
+       string_agg(DISTINCT o.order_type, '/' ORDER BY o.order_type) AS order_types
   FROM trade.fills f
   JOIN trade.orders o ON o.order_id = f.order_id
   JOIN trade.order_intents i ON i.intent_id = o.intent_id

@@ -2,9 +2,10 @@
 
 - ``test_whole_day``: one whole trading day (issue #11), 09:00 until flat after the close, with
   three workers: at noon the whole stack stops and starts again (the simulator resumes from its
-  data directory), at 15:12 a person buys a thin symbol by hand.  Every invariant must hold: the
-  manual order is marked MANUAL, the account is flat at the broker and in the database after the
-  close, Execution's position checks agree, no sell is refused for want of shares.
+  data directory), at 15:19:30 a person buys a thin symbol by hand, so it is held through the
+  closing auction and sold after it.  Every invariant must hold: the manual order is marked
+  MANUAL, the account is flat at the broker and in the database after the close, Execution's
+  position checks agree, no sell is refused for want of shares.
 - ``test_soak_with_faults_and_kills``: 14:30 through the close with simulator faults on and each
   service SIGKILLed in turn (the supervisor restarts it); every invariant must still hold.
 - ``test_whole_days_of_three_markets`` (slow): the whole day on three market seeds at 60x, and

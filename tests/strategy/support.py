@@ -8,6 +8,7 @@ append-only with fee and tax).
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -143,3 +144,11 @@ async def add_close(conn: AsyncConnection[Any], symbol: str, close: int, *, day:
     ts = day.replace(hour=15, minute=30, second=0, microsecond=0)
     await conn.execute(CANDLE_SQL, {"symbol": symbol, "ts": ts, "close": close, "high": close, "low": close,
                                     "turnover": close * 1000})
+
+
+async def broker_checked(conn: AsyncConnection[Any], at: datetime, diffs: Sequence[dict[str, Any]] = ()) -> None:
+    """Execution compared the broker's holdings, asked for at ``at``, with our fills (differences as
+    ``{"symbol", "broker_qty", "our_qty"}``; none: they agree)."""
+    await conn.execute(
+        "INSERT INTO trade.position_checks (market_ts, verdict, symbols, diffs) VALUES (%s, %s, 1, %s::jsonb)",
+        (at, "MISMATCH" if diffs else "AGREE", json.dumps(list(diffs))))

@@ -17,7 +17,7 @@ from stock_manager.shared.market_rules import Market
 from stock_manager.shared.trade_states import WorkerStatus
 from tests.strategy.conftest import make_app
 from tests.strategy.flow import enter, row, rows, sell, to_scan
-from tests.strategy.support import add_close, add_symbol, events, execute, intents, settle
+from tests.strategy.support import add_close, add_symbol, broker_checked, events, execute, intents, settle
 
 
 def logged(logs: list[dict[str, Any]], level: str, *parts: str) -> bool:
@@ -160,7 +160,15 @@ async def test_a_thin_symbol_left_after_the_close_goes_out_as_06_then_07(
     assert not await app.liquidator.close_round()  # not flat, and sessions are left to sell in
     at(clock, 15, 39, 59)
     assert await app.liquidator.round() == 0  # between the uncross and the post-close session
+    async with admin_pool.connection() as conn:
+        await broker_checked(conn, clock.now())  # before the stage: not what it sizes on
     at(clock, 15, 40)
+    assert await app.liquidator.round() == 0  # the broker has not confirmed the holding since 15:40
+    async with admin_pool.connection() as conn:  # a check that still differs for it: a fill on its way
+        await broker_checked(conn, clock.now(), [{"symbol": "000660", "broker_qty": held - 31, "our_qty": held - 30}])
+    assert await app.liquidator.round() == 0
+    async with admin_pool.connection() as conn:
+        await broker_checked(conn, clock.now())
     assert await app.liquidator.round() == 1
     async with admin_pool.connection() as conn:
         post = (await intents(conn, symbol="000660", side="SELL"))[-1]
@@ -172,6 +180,9 @@ async def test_a_thin_symbol_left_after_the_close_goes_out_as_06_then_07(
     async with admin_pool.connection() as conn:
         await settle(conn, order_id, [(10, 10_280)], final="CANCELLED", at=clock.now())
     at(clock, 16, 0)
+    assert await app.liquidator.round() == 0  # the post-close session's last trades may be on their way
+    async with admin_pool.connection() as conn:
+        await broker_checked(conn, clock.now())
     assert await app.liquidator.round() == 1
     async with admin_pool.connection() as conn:
         ahs = (await intents(conn, symbol="000660", side="SELL"))[-1]
@@ -214,6 +225,8 @@ async def test_ec003_three_retries_per_stage_then_a_warn_and_the_next_stage(
         await add_close(conn, "000660", 10_300)
     bought = int((await row(admin_pool, "SELECT qty FROM trade.position_state"))["qty"])
     at(clock, 15, 40)
+    async with admin_pool.connection() as conn:
+        await broker_checked(conn, clock.now())
     for attempt in range(4):  # the first sell and three retries, each refused by the broker
         assert await app.liquidator.round() == 1, attempt
         async with admin_pool.connection() as conn:
@@ -229,6 +242,8 @@ async def test_ec003_three_retries_per_stage_then_a_warn_and_the_next_stage(
     assert inc["data"]["remaining"] == bought and inc["data"]["next"] == "AFTER_HOURS"
     assert logged(logs, "WARNING", "LiquidationIncomplete", "thin liquidity")
     at(clock, 16, 0)  # a new stage counts afresh; its price comes from the 15:30 bar
+    async with admin_pool.connection() as conn:
+        await broker_checked(conn, clock.now())
     assert await app.liquidator.round() == 1
     async with admin_pool.connection() as conn:
         ahs = (await intents(conn, symbol="000660", side="SELL"))[-1]
@@ -333,6 +348,8 @@ async def test_positions_first_seen_in_the_auction_wait_for_the_post_close_sessi
     clock.set(clock.now().replace(hour=15, minute=20) + timedelta(seconds=1))  # the liquidator was down till now
     assert await app.liquidator.round() == 0  # a 02 cannot join the call, and nothing else goes into it
     at(clock, 15, 40)
+    async with admin_pool.connection() as conn:
+        await broker_checked(conn, clock.now())
     assert await app.liquidator.round() == 2
     async with admin_pool.connection() as conn:
         assert [s["order_type"] for s in await intents(conn, side="SELL")] == ["CLOSE", "CLOSE"]

@@ -194,7 +194,8 @@ class Reconciler:
         unlinked = [_broker(r) for r in listing if r.odno not in linked]
         speed = max(ex.clock.speed, 1.0)
         matches = match_in_doubt(pending, unlinked, before=timedelta(seconds=5 * speed),
-                                 after=timedelta(seconds=(60 + ex.cfg.stale_pending_s) * speed))
+                                 after=timedelta(seconds=(60 + ex.cfg.stale_pending_s) * speed),
+                                 margin=timedelta(seconds=ex.cfg.listing_margin_s * speed))
         by_odno = {r.odno: r for r in listing}
         for p in pending:
             found = matches.get(p.order_id)
@@ -432,6 +433,9 @@ class Reconciler:
         ex = self.ex
         async with ex.pool.connection() as conn:
             before = await (await conn.execute(Q["ledger_mark"])).fetchone()
+        # the check is stamped with the moment the holdings were asked for: the broker's figures
+        # describe that moment or a later one (Strategy sizes after-close sells on checks since a time)
+        asked = ex.clock.now()
         try:
             balance = await ex.broker.rest.inquire_balance()
         except KisError as e:
@@ -449,7 +453,7 @@ class Reconciler:
             result = verdict(diffs, previous, in_flight=moving | self._unlinked_symbols)
             now = ex.clock.now()
             await conn.execute(Q["insert_position_check"], {
-                "market_ts": now, "verdict": result, "symbols": len(set(ours) | {r.symbol for r in balance.rows}),
+                "market_ts": asked, "verdict": result, "symbols": len(set(ours) | {r.symbol for r in balance.rows}),
                 "diffs": Jsonb([d.as_json() for d in diffs])})
             if result is PositionVerdict.MISMATCH:
                 await events.emit(conn, SERVICE, "PositionMismatch",

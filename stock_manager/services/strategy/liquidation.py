@@ -42,6 +42,7 @@ from stock_manager.services.strategy.intents import (
 from stock_manager.services.strategy.queries import Q
 from stock_manager.services.strategy.rules.exits import FORCED_REASONS, ExitReason
 from stock_manager.services.strategy.rules.liquidation import (
+    AFTER_CLOSE_STAGES,
     NEXT_STAGE,
     STAGE_TYPES,
     LiquidityView,
@@ -115,6 +116,21 @@ class Liquidator:
                                             pv.strategy_version)
         return written
 
+    async def _confirmed(self, conn: AsyncConnection[Any], sym: str, trip: int, step: Step) -> bool:
+        """After the close, size a sell only on a holding the broker has confirmed since the stage
+        began.  The orders of the session before are dead by then, so they no longer cover shares,
+        but what they filled last (the closing uncross, the post-close session's final trades) may
+        still be on its way to our fills: sold on our count alone, a share the uncross already sold
+        would be offered again.  Execution's position check since ``step.since`` that does not list
+        the symbol among its differences says our count is the broker's."""
+        row = await (await conn.execute(Q["holding_confirmed"], {"symbol": sym, "since": step.since})).fetchone()
+        if row is not None and row["agrees"]:
+            return True
+        if self._once(sym, trip, step, "unconfirmed"):
+            logger.info("liquidation {}: waiting for the broker's holdings since {:%H:%M:%S} to agree with ours "
+                        "before selling in {}", sym, kst(step.since), step.stage)
+        return False
+
     def _once(self, sym: str, trip: int, step: Step, what: str) -> bool:
         key = (sym, trip, step.stage.value, what)
         if key in self.noted:
@@ -141,6 +157,9 @@ class Liquidator:
         rest = remainder(v.qty, await open_sell_qty(conn, sym, types=types))
         what = verdict(step, rest, attempts, cfg.liquidation_max_retries)
         if what is Verdict.NONE:
+            return 0
+        if (what is Verdict.SEND and step.stage in AFTER_CLOSE_STAGES
+                and not await self._confirmed(conn, sym, trip, step)):
             return 0
         if what is Verdict.DEFER:
             if self._once(sym, trip, step, "defer"):

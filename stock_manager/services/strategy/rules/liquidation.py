@@ -66,6 +66,8 @@ STAGE_TYPES: dict[Stage, frozenset[str]] = {
     Stage.POST_CLOSE: frozenset({OrderType.CLOSE}),
     Stage.AFTER_HOURS: frozenset({OrderType.AHS}),
 }
+# the stages whose sells are sized on a holding the broker confirmed since the stage began
+AFTER_CLOSE_STAGES = frozenset({Stage.POST_CLOSE, Stage.AFTER_HOURS})
 NEXT_STAGE: dict[Stage, Stage | None] = {
     Stage.REGULAR: Stage.CLOSING, Stage.CLOSING: Stage.POST_CLOSE, Stage.POST_CLOSE: Stage.AFTER_HOURS,
     Stage.AFTER_HOURS: None,
