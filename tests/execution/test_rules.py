@@ -116,7 +116,7 @@ def p(order_id: int, at_s: float, qty: int = 10) -> PendingOrder:
 
 
 def test_in_doubt_matching() -> None:
-    w = {"before": timedelta(seconds=5), "after": timedelta(seconds=60)}
+    w = {"before": timedelta(seconds=5), "after": timedelta(seconds=60), "margin": timedelta(seconds=300)}
     # found, absent, and a cancel row (carries orgn_odno) never counts as the order itself
     got = match_in_doubt([p(1, 0), p(2, 0, qty=7)], [b("0000000009", 1), b("0000000010", 1, qty=7, orgn="1")], **w)
     assert got[1] is not None and got[1].odno == "0000000009"
@@ -127,6 +127,14 @@ def test_in_doubt_matching() -> None:
     # a matching order outside the window is still taken: never call absent what the broker may hold
     got = match_in_doubt([p(1, 0)], [b("C", 900)], **w)
     assert got[1] is not None and got[1].odno == "C"
+    # an identical order the broker took before we attempted ours (less the clocks' margin) is not
+    # ours: a manual order placed by hand ten minutes earlier is never adopted, however alike
+    got = match_in_doubt([p(1, 600)], [b("HTS", 0)], **w)
+    assert got[1] is None
+    got = match_in_doubt([p(1, 600)], [b("HTS", 0), b("D", 590)], **w)
+    assert got[1] is not None and got[1].odno == "D"
+    got = match_in_doubt([p(1, 600)], [b("E", 400)], **w)  # within the margin: it may be ours
+    assert got[1] is not None and got[1].odno == "E"
 
 
 # --- the order types of the close --------------------------------------------------------------------

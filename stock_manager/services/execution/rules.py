@@ -178,15 +178,19 @@ def match_in_doubt(
     *,
     before: timedelta,
     after: timedelta,
+    margin: timedelta,
 ) -> dict[int, BrokerOrder | None]:
     """Which broker order each in-doubt submission became; None means the broker has none.
 
     A candidate is an order the broker lists that no row of ours is linked to (a cancel/modify,
     which carries an original number, never is), with the same symbol, side, quantity, order type
     and price.  One taken within [attempt - before, attempt + after] is preferred; failing that the
-    nearest in time is taken all the same, because calling an order absent when the broker may
-    hold it is the one mistake that sends an order twice.  Identical submissions are
-    interchangeable, so they are paired oldest with oldest.
+    nearest one taken later is taken all the same, because calling an order absent when the broker
+    may hold it is the one mistake that sends an order twice.  One the broker took before our
+    attempt, less ``margin`` (the same margin the order list is read back with, for the clocks),
+    cannot be ours: the broker cannot have received an order before we sent it.  So an identical order placed by hand earlier (HTS, MTS, not yet
+    recorded as MANUAL) is never adopted.  Identical submissions are interchangeable, so they are
+    paired oldest with oldest.
     """
     groups: dict[tuple[str, str, int, str, int], list[BrokerOrder]] = {}
     for b in unlinked:
@@ -203,8 +207,9 @@ def match_in_doubt(
             if b.at is None or p.attempt_at - before <= b.at <= p.attempt_at + after:
                 chosen = b
                 break
-        if chosen is None and cands:
-            chosen = min(cands, key=lambda b: abs((b.at - p.attempt_at).total_seconds()) if b.at else 0.0)
+        later = [b for b in cands if b.at is None or b.at >= p.attempt_at - margin]
+        if chosen is None and later:
+            chosen = min(later, key=lambda b: abs((b.at - p.attempt_at).total_seconds()) if b.at else 0.0)
         if chosen is not None:
             cands.remove(chosen)
         out[p.order_id] = chosen
