@@ -128,8 +128,7 @@ async def _main(name: str, instance: str, settings: Settings, body: ServiceBody,
             logger.info("{} stopping", name)
             hb.status = "STOPPING"
             work.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
+            await _await_stopped(name, work)
     finally:
         if calendar_task is not None:
             calendar_task.cancel()
@@ -141,6 +140,29 @@ async def _main(name: str, instance: str, settings: Settings, body: ServiceBody,
         if isinstance(clock, SimClock):
             await clock.stop()
         logger.info("{} stopped", name)
+
+
+# a body still busy this long after it was cancelled is named in the log, task by task, so a stop
+# that the supervisor has to end by force says where it hung
+STOP_REPORT_AFTER_S = 3.0
+
+
+async def _await_stopped(name: str, work: asyncio.Task[None], report_after_s: float = STOP_REPORT_AFTER_S) -> None:
+    done, _ = await asyncio.wait({work}, timeout=report_after_s)
+    if not done:
+        busy = [t for t in asyncio.all_tasks() if not t.done() and t is not asyncio.current_task()]
+        where = "; ".join(f"{t.get_name()} at {_frame_of(t)}" for t in busy[:12])
+        logger.warning("{} still stopping after {:.1f}s: {}", name, report_after_s, where or "no task left")
+    with contextlib.suppress(asyncio.CancelledError):
+        await work
+
+
+def _frame_of(task: asyncio.Task[Any]) -> str:
+    stack = task.get_stack(limit=1)
+    if not stack:
+        return "?"
+    code = stack[-1].f_code
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{stack[-1].f_lineno} {code.co_name}"
 
 
 async def idle_until_stopped(ctx: ServiceContext) -> None:
