@@ -595,6 +595,7 @@ class Quote:
     vi_cls_code: str
     mrkt_warn_cls_code: str
     market_name: str
+    liquidation_trading: bool = False  # sltr_yn: 정리매매, the last days before delisting
     raw: Raw = field(repr=False, compare=False, default_factory=dict)
 
 
@@ -625,6 +626,7 @@ def parse_quote(body: Raw, symbol: str = "") -> Quote:
         vi_cls_code=_str(out, "vi_cls_code"),
         mrkt_warn_cls_code=_str(out, "mrkt_warn_cls_code"),
         market_name=_str(out, "rprs_mrkt_kor_name"),
+        liquidation_trading=_str(out, "sltr_yn").upper() == "Y",
         raw=dict(out),
     )
 
