@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from stock_manager.shared import calendar, platform
 from stock_manager.shared.clock import Clock
 
-from . import control, rest
+from . import control, master_files, rest
 from .config import SimConfig
 from .http_protocol import KisHttpProtocol
 from .persist import Store
@@ -81,7 +81,8 @@ def create_app(config: SimConfig, wall: Clock | None = None, data_dir: Path | No
     ]
     middleware = [Middleware(JournalBeforeAnswer, store=store)] if store is not None else []
     app = Starlette(
-        routes=[*rest.routes(sim), *control.routes(sim), *ws_routes], middleware=middleware, lifespan=lifespan
+        routes=[*rest.routes(sim), *control.routes(sim), *master_files.routes(sim), *ws_routes], middleware=middleware,
+        lifespan=lifespan,
     )
     app.state.sim = sim
     return app

@@ -30,7 +30,7 @@ from .accounts import Account
 from .config import SimConfig
 from .market import SymbolState, day_date, day_number, hhmmss
 from .orders import CLOSE_PRICE_DVSN, ORDER_COND, PRICELESS, Fill, Order, OrderKind, Side
-from .universe import Symbol, build_universe
+from .universe import Symbol, build_universe, universe_from_master
 
 REAL_DVSN = frozenset(
     {"00", "01", "02", "03", "04", "05", "06", "07", "11", "12", "13", "14", "15", "16", "21", "22", "23", "24"}
@@ -79,7 +79,9 @@ class Broker:
     def __init__(self, config: SimConfig, clock: ScaledClock) -> None:
         self.config = config
         self.clock = clock
-        self.universe: dict[str, Symbol] = build_universe(config.seed, config.universe_size, config.extra_halted)
+        self.universe: dict[str, Symbol] = (
+            universe_from_master(config.master_dir, config.seed, config.extra_halted) if config.master_dir is not None
+            else build_universe(config.seed, config.universe_size, config.extra_halted))
         self.notices: NoticeSink = _NoNotices()
         self.fault_rng = random.Random(config.seed ^ 0x5EED)
         self.exchange_reject_rate = 0.0

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Literal
 
 from stock_manager.shared.market_rules import DEFAULT_COMMISSION_RATE, Fees, parse_fee_schedule
@@ -72,6 +73,9 @@ class SimConfig:
     asking_price_fields: Literal[59, 62] = 62
     odno_start: int = 1
     extra_halted: tuple[str, ...] = field(default_factory=tuple)
+    # A folder of real KIS master files (kospi_code.mst.zip, kosdaq_code.mst.zip): the universe is
+    # their listed shares (universe.universe_from_master) instead of universe_size seeded ones.
+    master_dir: Path | None = None
 
     @property
     def effective_rate_limit(self) -> float | None:

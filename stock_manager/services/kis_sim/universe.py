@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
+from stock_manager.shared.kis.master import LAYOUTS, MasterRecord, read_master
 from stock_manager.shared.market_rules import Market, round_to_tick
 
 # Liquidity tiers: value traded per print (KRW), prints per market second, book value per level.
@@ -70,6 +72,10 @@ _SUFFIXES = _words(
     기계 금속 섬유 제지 에너지 솔루션 바이오텍 디스플레이 오토 머티리얼즈 네트웍스 이앤씨
     """
 )
+
+
+# The share of listed names in each liquidity tier, most liquid first, as _tier_for draws them.
+TIER_SHARES: tuple[float, ...] = (0.05, 0.20, 0.45, 0.30)
 
 
 def _tier_for(rng: random.Random) -> int:
@@ -155,4 +161,59 @@ def build_universe(seed: int, size: int, extra_halted: tuple[str, ...] = ()) -> 
             daily_vol=s.daily_vol,
             halted=True,
         )
+    return symbols
+
+
+def tiers_by_rank(values: dict[str, int]) -> dict[str, int]:
+    """Liquidity tiers from a size measure (market cap): the largest names take the first tier's share
+    of the list, and so on down, so a real universe has the synthetic one's mix of tiers."""
+    ranked = sorted(values, key=lambda code: (-values[code], code))
+    tiers: dict[str, int] = {}
+    bound = 0.0
+    start = 0
+    for tier, share in enumerate(TIER_SHARES):
+        bound += share
+        end = len(ranked) if tier == len(TIER_SHARES) - 1 else round(bound * len(ranked))
+        tiers.update((code, tier) for code in ranked[start:end])
+        start = end
+    return tiers
+
+
+def read_master_dir(folder: Path) -> list[MasterRecord]:
+    """The records of the KIS master files in ``folder`` (``kospi_code.mst.zip`` and/or
+    ``kosdaq_code.mst.zip``, or the bare ``.mst`` files)."""
+    records: list[MasterRecord] = []
+    found = False
+    for layout in LAYOUTS:
+        for name in (layout.zip_name, layout.file_name):
+            path = folder / name
+            if path.is_file():
+                records.extend(read_master(path.read_bytes(), name))
+                found = True
+                break
+    if not found:
+        raise FileNotFoundError(f"no KIS master file (kospi_code.mst.zip, kosdaq_code.mst.zip) in {folder}")
+    return records
+
+
+def universe_from_master(folder: Path, seed: int, extra_halted: tuple[str, ...] = ()) -> dict[str, Symbol]:
+    """The listed shares of real KIS master files: their codes, names, markets, base prices, halt
+    flags, prior volumes and listed shares.
+
+    Only shares are taken (group ST, 6-character codes), not ETFs, ETNs, funds or ELWs, whose prices
+    this market does not model.  What the files do not say comes from the seed as in
+    ``build_universe``: the liquidity tier by market-cap rank (``tiers_by_rank``), the daily
+    volatility from the tier, the prior day's high and low around the base price.
+    """
+    shares = [r for r in read_master_dir(folder)
+              if r.group == "ST" and len(r.code) == 6 and r.code.isalnum() and r.base_price > 0]
+    tiers = tiers_by_rank({r.code: r.market_cap for r in shares})
+    rng = random.Random(seed)
+    symbols: dict[str, Symbol] = {}
+    for r in sorted(shares, key=lambda r: r.code):
+        close = round_to_tick(r.base_price, r.market)
+        made = _make_symbol(rng, r.code, r.name, r.market, tiers[r.code], close)
+        symbols[r.code] = replace(made, prior_volume=r.prior_volume or made.prior_volume,
+                                  listed_shares=r.listed_shares or made.listed_shares,
+                                  halted=r.halted or r.code in extra_halted)
     return symbols
