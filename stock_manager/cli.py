@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 
 from stock_manager import calendar_cmd, secrets_cmd
 from stock_manager import status as status_mod
+from stock_manager.report import command as report_cmd
 from stock_manager.shared import platform
 from stock_manager.shared.db.migrate import MigrationError, migrate, set_role_passwords
 from stock_manager.shared.db.pool import connect, describe
@@ -55,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="one screen of health from the monitor views (as sm_readonly)")
     st.add_argument("--watch", action="store_true", help="redraw every 2 s")
     st.add_argument("--json", action="store_true", help="the snapshot the dashboard shows, as JSON")
+
+    report_cmd.add_arguments(sub.add_parser(
+        "report", help="one trading day as an HTML page with PNG charts: equity, each round trip, reasons, "
+                       "fees and tax, the summary's notes (as sm_readonly)"))
 
     for name, text in (("halt", "stop new entries everywhere at once"), ("resume", "allow entries again"),
                        ("flatten", "sell every position now (trading state REDUCING until resumed)")):
@@ -121,6 +126,8 @@ def _command(argv: Sequence[str] | None) -> int:
             return asyncio.run(_migrate(settings))
         if args.command == "status":
             return asyncio.run(_status(settings, watch=args.watch, as_json=args.json))
+        if args.command == "report":
+            return asyncio.run(report_cmd.run(args, monitor_url(settings), settings.sm_data_dir))
         if args.command in ("halt", "resume", "flatten"):
             return asyncio.run(_set_state(settings, args.command, args.reason))
         if args.command == "calendar":

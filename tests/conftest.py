@@ -9,6 +9,8 @@ from stock_manager.shared.db.migrate import migrate
 from stock_manager.shared.db.pool import Pool, open_pool
 from tests.support.pg import PgServer, TestDb, find_server, new_name
 
+pytest_plugins = ["tests.ops.browser"]  # the chromium fixtures, for every browser test
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> PgServer:

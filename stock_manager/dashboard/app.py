@@ -1,7 +1,8 @@
 """The dashboard's ASGI app: one HTML page that polls ``/api/snapshot`` every 2 s, and ``/metrics``.
 
-Read-only by construction: every route only SELECTs the ``monitor.*`` views, through a pool that
-connects as ``sm_readonly`` (which the database refuses any write).  No settings or credentials are
+Read-only by construction: every route only SELECTs (the ``monitor.*`` views; the day report's
+tables, ``/report``, in ``reports.py``), through a pool that connects as ``sm_readonly`` (which the
+database refuses any write).  No settings or credentials are
 ever part of a response; the snapshot holds table data and the mode name only.
 """
 
@@ -19,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from stock_manager import monitor
 from stock_manager.dashboard import metrics
+from stock_manager.dashboard.reports import Reports
 from stock_manager.shared.db.pool import Pool
 from stock_manager.shared.resources import package_path
 
@@ -32,7 +34,7 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(pool: Pool, *, mode: str) -> Starlette:
+def create_app(pool: Pool, *, mode: str, reports: Reports | None = None) -> Starlette:
     async def index(_: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers=SECURITY_HEADERS)
 
@@ -72,5 +74,6 @@ def create_app(pool: Pool, *, mode: str) -> Starlette:
         Route("/metrics", prometheus),
         Route("/healthz", healthz),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        *(reports.routes() if reports is not None else []),
     ]
     return Starlette(routes=routes)

@@ -12,6 +12,8 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
+from pathlib import Path
 
 import psycopg
 import uvicorn
@@ -21,6 +23,7 @@ from psycopg_pool import PoolTimeout
 from stock_manager.dashboard.alerts import AlertConfig, Alerter, Webhook
 from stock_manager.dashboard.app import create_app
 from stock_manager.dashboard.config import DashboardConfig, listen_addr, load_dashboard_config, writer_url
+from stock_manager.dashboard.reports import Reports
 from stock_manager.shared import events, platform
 from stock_manager.shared.clock import Clock, SystemClock
 from stock_manager.shared.clock_sync import SimClock
@@ -107,8 +110,12 @@ async def serve(settings: Settings, cfg: DashboardConfig, host: str, port: int, 
     hb = Heartbeat(writer, NAME, instance, clock, interval_s=settings.sm_heartbeat_s) if writer else None
     alert_task: asyncio.Task[None] | None = None
     webhook: Webhook | None = None
-    server = uvicorn.Server(uvicorn.Config(create_app(readonly, mode=settings.sm_mode.value), host=host, port=port,
-                                           log_level="warning", access_log=False, lifespan="off"))
+    # rendered day reports live as long as this process: nothing to configure, nothing left behind
+    report_dir = tempfile.TemporaryDirectory(prefix="sm-dashboard-reports-")
+    reports = Reports(readonly, Path(report_dir.name), SystemClock())
+    server = uvicorn.Server(uvicorn.Config(create_app(readonly, mode=settings.sm_mode.value, reports=reports),
+                                           host=host, port=port, log_level="warning", access_log=False,
+                                           lifespan="off"))
     if stopping.is_set():  # told to stop while the pools opened
         server.should_exit = True
     try:
@@ -149,3 +156,4 @@ async def serve(settings: Settings, cfg: DashboardConfig, host: str, port: int, 
         if writer is not None:
             await writer.close()
         await readonly.close()
+        report_dir.cleanup()

@@ -1,21 +1,90 @@
-"""A headless Chromium asked about a page it has loaded, over the DevTools protocol.
+"""Headless Chromium for the browser tests (the dashboard's, the day report's): one run that dumps
+the DOM or takes a screenshot (``headless``), a page asked a question over the DevTools protocol
+(``evaluate``), the glyph-width check, and the fixtures that find the browser (registered for every
+test by tests/conftest.py).
 
 ``--dump-dom`` shows what a page wrote, not how it is drawn; how a name is drawn (glyphs or the
 font's empty boxes) can only be measured inside the page, and a page cannot be scripted from
-outside its origin.  So the browser is started with a DevTools port and asked directly.
+outside its origin.  So for that the browser is started with a DevTools port and asked directly.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
+import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.sync.client import connect
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+# CI (CI=true, as .ci/run sets it) must not pass without the browser checks: there a missing chromium
+# or CJK font fails the test; elsewhere the test skips and says what to install.
+IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
+
+# The glyph-width check: a missing glyph is drawn as the font's .notdef box, the same width for every
+# character; private-use code points get that box in every font, so a character measuring like them
+# is a box.  Measured on a canvas of the page being checked, in the font an element computes.
+GLYPHS_JS = """
+function glyphs(doc, font, text) {
+  const ctx = doc.createElement("canvas").getContext("2d");
+  ctx.font = font;
+  const w = (t) => ctx.measureText(t).width;
+  const widths = [...text].map(w);
+  const boxes = ["\\uE000", "\\uE001", "\\uE002"].map(w);
+  const boxed = widths.filter((x) => boxes.some((b) => Math.abs(x - b) < 0.01)).length;
+  return "boxed=" + boxed + " text=" + text + " widths=" + widths.join(",");
+}
+"""
+
+
+def has_cjk_font() -> bool:
+    """Whether fontconfig (what Chromium asks on Linux) knows a Korean font; True where it cannot be asked."""
+    if shutil.which("fc-list") is None:
+        return True  # not fontconfig's platform: the glyph check itself decides
+    out = subprocess.run(["fc-list", ":lang=ko", "family"], capture_output=True, text=True, check=False)
+    return bool(out.stdout.strip())
+
+
+def _require(*missing: str | None) -> None:
+    wanting = [m for m in missing if m]
+    if not wanting:
+        return
+    what = " and ".join(wanting)
+    if IN_CI:
+        pytest.fail(f"CI=true but {what}: the headless-browser checks must run in CI")
+    pytest.skip(f"{what}: no headless-browser check")
+
+
+@pytest.fixture
+def chromium() -> str:
+    _require(None if CHROMIUM else "chromium is not installed (apt-get install chromium)")
+    assert CHROMIUM is not None
+    return CHROMIUM
+
+
+@pytest.fixture
+def chromium_with_cjk(chromium: str) -> str:
+    _require(None if has_cjk_font() else "no Korean font is installed (apt-get install fonts-noto-cjk)")
+    return chromium
+
+
+def headless(url: str, *args: str, size: str = "1280,1200", budget_ms: int = 4000) -> subprocess.CompletedProcess[str]:
+    """One run on a throwaway profile (``--dump-dom``, ``--screenshot=...``); the page gets ``budget_ms``
+    of virtual time to load and settle."""
+    assert CHROMIUM is not None
+    with tempfile.TemporaryDirectory(prefix="sm-chromium-") as profile:
+        return subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+             f"--user-data-dir={profile}", f"--window-size={size}", f"--virtual-time-budget={budget_ms}", *args, url],
+            capture_output=True, text=True, timeout=60, check=False)
 
 
 class BrowserError(Exception):

@@ -5,7 +5,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.ops.seed import seed_day
-from tests.support.pg import PgServer, TestDb, new_name
+from tests.support.clone import seeded_clone
+from tests.support.pg import PgServer, TestDb
 
 
 @pytest.fixture
@@ -18,12 +19,5 @@ def seeded(db: TestDb) -> TestDb:
 @pytest.fixture(scope="module")
 def seeded_module(pg_server: PgServer, template_db: str) -> Iterator[TestDb]:
     """The same day, shared by a module's tests (for the ones that start a process against it)."""
-    name = new_name("sm_t")
-    janitor = pg_server.janitor(name, template=template_db)
-    janitor.init()
-    try:
-        db = TestDb(pg_server, name)
-        seed_day(db.admin_url)
+    with seeded_clone(pg_server, template_db, seed_day) as db:
         yield db
-    finally:
-        janitor.drop()

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,46 +12,10 @@ import psycopg
 import pytest
 
 from tests.ops import seed
-from tests.ops.browser import evaluate
+from tests.ops.browser import GLYPHS_JS, evaluate, headless
 from tests.ops.png import decode
 from tests.ops.support import Dashboard, Receiver, leaked
 from tests.support.pg import TestDb
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-# CI (CI=true, as .ci/run sets it) must not pass without the browser checks: there a missing chromium
-# or CJK font fails the test; elsewhere the test skips and says what to install.
-IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
-
-
-def _has_cjk_font() -> bool:
-    """Whether fontconfig (what Chromium asks on Linux) knows a Korean font; True where it cannot be asked."""
-    if shutil.which("fc-list") is None:
-        return True  # not fontconfig's platform: the glyph check itself decides
-    out = subprocess.run(["fc-list", ":lang=ko", "family"], capture_output=True, text=True, check=False)
-    return bool(out.stdout.strip())
-
-
-def _require(*missing: str | None) -> None:
-    wanting = [m for m in missing if m]
-    if not wanting:
-        return
-    what = " and ".join(wanting)
-    if IN_CI:
-        pytest.fail(f"CI=true but {what}: the headless-browser checks must run in CI")
-    pytest.skip(f"{what}: no headless-browser check")
-
-
-@pytest.fixture
-def chromium() -> str:
-    _require(None if CHROMIUM else "chromium is not installed (apt-get install chromium)")
-    assert CHROMIUM is not None
-    return CHROMIUM
-
-
-@pytest.fixture
-def chromium_with_cjk(chromium: str) -> str:
-    _require(None if _has_cjk_font() else "no Korean font is installed (apt-get install fonts-noto-cjk)")
-    return chromium
 
 
 @pytest.fixture(scope="module")
@@ -156,32 +117,6 @@ def test_no_secret_in_any_response_or_log(dash: Dashboard) -> None:
     assert not leaked(dash.log.read_text())
 
 
-# The glyph-width check: a missing glyph is drawn as the font's .notdef box, the same width for every
-# character; private-use code points get that box in every font, so a character measuring like them
-# is a box.  Measured on a canvas of the page being checked, in the font an element computes.
-_GLYPHS_JS = """
-function glyphs(doc, font, text) {
-  const ctx = doc.createElement("canvas").getContext("2d");
-  ctx.font = font;
-  const w = (t) => ctx.measureText(t).width;
-  const widths = [...text].map(w);
-  const boxes = ["\\uE000", "\\uE001", "\\uE002"].map(w);
-  const boxed = widths.filter((x) => boxes.some((b) => Math.abs(x - b) < 0.01)).length;
-  return "boxed=" + boxed + " text=" + text + " widths=" + widths.join(",");
-}
-"""
-
-
-def _chromium(url: str, *args: str, size: str = "1280,1200") -> subprocess.CompletedProcess[str]:
-    assert CHROMIUM is not None
-    with tempfile.TemporaryDirectory(prefix="sm-chromium-") as profile:
-        return subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-             f"--user-data-dir={profile}", f"--window-size={size}", "--virtual-time-budget=4000", *args, url],
-            capture_output=True, text=True, timeout=60, check=False)
-
-
 _NAME_CELL = 'document.querySelector(\'tr.position-row[data-symbol="005930"] td:nth-child(2)\')'
 
 
@@ -189,15 +124,15 @@ def _dashboard_glyphs(chromium: str, dash: Dashboard) -> str:
     """The glyph check on the real dashboard page: the 005930 position's name cell, in its own font."""
     result = evaluate(
         chromium, dash.url + "/", ready=f'document.body?.dataset.loaded === "1" && !!{_NAME_CELL}',
-        expression=f"(() => {{ {_GLYPHS_JS}\n const cell = {_NAME_CELL};\n"
+        expression=f"(() => {{ {GLYPHS_JS}\n const cell = {_NAME_CELL};\n"
                    "  return glyphs(document, getComputedStyle(cell).font, cell.textContent); })()")
     return str(result)
 
 
-def test_the_page_renders_in_headless_chromium(dash: Dashboard, seeded_module: TestDb, tmp_path: Path,
+def test_the_page_renders_in_headlessheadless(dash: Dashboard, seeded_module: TestDb, tmp_path: Path,
                                                chromium_with_cjk: str) -> None:
     seed.touch_heartbeats(seeded_module.admin_url)
-    out = _chromium(dash.url + "/", "--dump-dom")
+    out = headless(dash.url + "/", "--dump-dom")
     dom = out.stdout
     assert 'data-loaded="1"' in dom, out.stderr[-2000:]
     assert re.search(r'<tr class="position-row" data-symbol="005930">', dom)
@@ -216,7 +151,7 @@ def test_the_page_renders_in_headless_chromium(dash: Dashboard, seeded_module: T
     assert not leaked(dom)
 
     shot = Path(os.environ.get("SM_TEST_SCREENSHOT_DIR", tmp_path)) / "dashboard.png"
-    out = _chromium(dash.url + "/", f"--screenshot={shot}")
+    out = headless(dash.url + "/", f"--screenshot={shot}")
     assert shot.exists(), out.stderr[-2000:]
     png = shot.read_bytes()
     assert len(png) > 30_000, "a rendered dashboard is not a few bytes of flat colour"
@@ -236,7 +171,7 @@ def test_the_page_renders_in_headless_chromium(dash: Dashboard, seeded_module: T
 def test_no_table_is_cut_off_at_1400_px(dash: Dashboard, seeded_module: TestDb, chromium: str) -> None:
     seed.touch_heartbeats(seeded_module.admin_url)
     for width in (1400, 1280, 1920):
-        dom = _chromium(dash.url + "/", "--dump-dom", size=f"{width},1000").stdout
+        dom = headless(dash.url + "/", "--dump-dom", size=f"{width},1000").stdout
         assert 'data-loaded="1"' in dom
         (over,) = re.findall(r'<body[^>]*data-overflow="([^"]*)"', dom)
         assert over == "", f"at {width} px these tables are wider than their card: {over}"
@@ -250,9 +185,9 @@ def test_korean_names_render_as_glyphs_not_boxes(tmp_path: Path, chromium_with_c
     page = tmp_path / "fonts.html"
     page.write_text(f"""<!doctype html><html><head><meta charset="utf-8">
 <link rel="stylesheet" href="{css.as_uri()}"></head><body><span id="out">-</span><script>
-{_GLYPHS_JS}
+{GLYPHS_JS}
 document.getElementById("out").textContent = glyphs(document, getComputedStyle(document.body).font, "삼성전자카오");
 </script></body></html>""", encoding="utf-8")
-    dom = _chromium(page.as_uri(), "--dump-dom", "--allow-file-access-from-files").stdout
+    dom = headless(page.as_uri(), "--dump-dom", "--allow-file-access-from-files").stdout
     (result,) = re.findall(r'<span id="out">([^<]*)<', dom)
     assert result.startswith("boxed=0 "), f"Hangul renders as boxes ({result}): apt-get install fonts-noto-cjk"

@@ -128,6 +128,7 @@ function renderList(ul, items, empty) {
 function renderPnl(s) {
   const p = s.pnl || {};
   $("trade-date").textContent = p.trade_date || "";
+  $("report-link").href = p.trade_date ? "/report?date=" + encodeURIComponent(p.trade_date) : "/report";
   const total = $("pnl-total");
   total.textContent = won(p.total);
   total.className = "big " + cls(p.total);
