@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--start", default=None, help="market clock start, ISO 8601 with offset")
     parser.add_argument("--rate-limit", type=float, default=None, help="requests/s per app key; 0 = off")
     parser.add_argument("--data-dir", type=Path, default=None, help=DATA_DIR_HELP)
+    parser.add_argument("--master", type=Path, default=None, metavar="DIR",
+                        help="list the shares of the KIS master files in DIR instead of a seeded universe")
     args = parser.parse_args(argv)
     env = cast(Literal["real", "paper"], args.env)
     config = SimConfig(
@@ -37,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         clock_speed=args.speed,
         clock_start=datetime.fromisoformat(args.start) if args.start else None,
         rate_limit_per_s=args.rate_limit,
+        master_dir=args.master,
     )
     runner = asyncio.run
     with contextlib.suppress(ImportError):
