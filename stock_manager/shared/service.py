@@ -30,7 +30,7 @@ from stock_manager.shared.db.pool import Pool, open_pool, wait_until_reachable
 from stock_manager.shared.heartbeat import Heartbeat
 from stock_manager.shared.logging import redact, setup_logging
 from stock_manager.shared.runtime import install_uvloop, tune_gc
-from stock_manager.shared.settings import Mode, Settings, SettingsError, load_settings
+from stock_manager.shared.settings import Settings, SettingsError, load_settings
 
 
 @dataclass
@@ -83,7 +83,8 @@ def run_service(name: str, body: ServiceBody, *, pool_size: int = 8) -> int:
 
 
 async def make_clock(settings: Settings) -> Clock:
-    if settings.sm_mode is Mode.SIM:
+    """The simulator's market clock in sim mode and in paper mode with SM_SIM_CLOCK, else the system's."""
+    if settings.follows_sim_clock:
         clock = SimClock(settings.rest_url)
         await clock.start()
         return clock

@@ -13,9 +13,10 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -76,6 +77,8 @@ class Settings(BaseSettings):
     kis_rest_url: str | None = None
     kis_ws_url: str | None = None
     sm_sim_env: str = Field(default="real", pattern="^(real|paper)$")
+    # paper mode against the simulator: run on its market clock (GET /sim/clock), as sim mode does
+    sm_sim_clock: bool = False
     sm_dashboard_addr: str = Field(default="127.0.0.1:8080", pattern=r"^[^:\s]+:\d{1,5}$")
     kis_app_key: SecretStr | None = None
     kis_app_secret: SecretStr | None = None
@@ -101,6 +104,20 @@ class Settings(BaseSettings):
         if self.kis_rate_limit_per_s is not None:
             return self.kis_rate_limit_per_s
         return 2 if self.kis_env == "paper" else 20
+
+    @field_validator("sm_sim_clock")
+    @classmethod
+    def _sim_clock_only_against_a_simulator(cls, v: bool, info: ValidationInfo) -> bool:
+        """A simulator's clock can be set and sped up; KIS's gateways have none, and live trading
+        must never run on a clock anyone can move."""
+        if not v:
+            return v
+        mode = info.data.get("sm_mode")
+        if mode is Mode.LIVE:
+            raise ValueError("live mode runs on the system clock; SM_SIM_CLOCK is for paper mode against the simulator")
+        if mode is Mode.PAPER and not _is_simulator_url(info.data.get("kis_rest_url")):
+            raise ValueError("SM_SIM_CLOCK needs KIS_REST_URL pointing at the simulator, not at KIS")
+        return v
 
     @field_validator("database_url")
     @classmethod
@@ -137,6 +154,12 @@ class Settings(BaseSettings):
         if v is not None and not _is_account(v.get_secret_value()):
             raise ValueError("must look like 12345678-01 (8 digits, dash, 2 digits)")
         return v
+
+    @property
+    def follows_sim_clock(self) -> bool:
+        """Whether the services run on the simulator's market clock: always in sim mode, and in paper
+        mode against the simulator when SM_SIM_CLOCK says so (the validator keeps it off KIS itself)."""
+        return self.sm_mode is Mode.SIM or self.sm_sim_clock
 
     @property
     def rest_url(self) -> str:
@@ -218,6 +241,14 @@ class _KeyringSource(PydanticBaseSettingsSource):
             if value is not None:
                 out[name] = value
         return out
+
+
+def _is_simulator_url(url: object) -> bool:
+    """A KIS_REST_URL that names something other than KIS's own hosts (the simulator: kis-sim)."""
+    if not isinstance(url, str) or not url:
+        return False
+    host = (urlsplit(url).hostname or "").lower()
+    return bool(host) and not host.endswith("koreainvestment.com")
 
 
 def _is_account(s: str) -> bool:

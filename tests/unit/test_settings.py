@@ -14,7 +14,7 @@ from stock_manager.shared.settings import Mode, SettingsError, load_settings
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     for k in ("DATABASE_URL", "SM_MODE", "KIS_APP_KEY", "KIS_APP_SECRET", "KIS_ACCOUNT", "KIS_HTS_ID",
               "KIS_REST_URL", "KIS_WS_URL", "SM_DB_ROLE_PASSWORD", "KIS_APP_SECRET_FILE", "KIS_FEE_SCHEDULE",
-              "KIS_COMMISSION_RATE"):
+              "KIS_COMMISSION_RATE", "SM_SIM_CLOCK"):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.chdir(str(tmp_path))  # no stray .env
 
@@ -32,6 +32,23 @@ def test_paper_and_live_default_to_kis_domains_and_flavours(monkeypatch: pytest.
     assert s.rest_url.startswith("https://openapivts") and s.kis_env == "paper"
     monkeypatch.setenv("SM_MODE", "live")
     assert load_settings().kis_env == "real"
+
+
+def test_paper_follows_the_simulator_clock_only_against_a_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().follows_sim_clock  # sim mode always does
+    monkeypatch.setenv("SM_MODE", "paper")
+    assert not load_settings().follows_sim_clock
+    monkeypatch.setenv("SM_SIM_CLOCK", "1")
+    with pytest.raises(SettingsError, match="^setting SM_SIM_CLOCK is malformed: .*pointing at the simulator"):
+        load_settings()  # KIS's own paper host, by default
+    monkeypatch.setenv("KIS_REST_URL", "https://openapivts.koreainvestment.com:29443")
+    with pytest.raises(SettingsError, match="^setting SM_SIM_CLOCK is malformed"):
+        load_settings()
+    monkeypatch.setenv("KIS_REST_URL", "http://127.0.0.1:8800")
+    assert load_settings().follows_sim_clock
+    monkeypatch.setenv("SM_MODE", "live")
+    with pytest.raises(SettingsError, match="^setting SM_SIM_CLOCK is malformed: .*live mode runs on the system clock"):
+        load_settings()
 
 
 def test_a_missing_credential_outside_sim_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
