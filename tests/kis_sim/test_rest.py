@@ -281,6 +281,7 @@ async def test_paper_paging_15_rows(pkis: Kis) -> None:
 
 
 async def test_paper_rules(pkis: Kis) -> None:
+    before = pkis.server.control("GET", "/sim/stats")
     r = await pkis.order("BUY", "005930", 1, 0, dvsn="11")
     assert r.json()["msg_cd"] == "40310000"
     rvse = await pkis.get(
@@ -291,6 +292,11 @@ async def test_paper_rules(pkis: Kis) -> None:
     assert rvse.json()["msg_cd"] == "MCA00124"
     rank = await pkis.get(RANK, "FHPST01710000", {})
     assert rank.json()["msg_cd"] == "MCA00124"
+    # /sim/stats counts what the gateway saw: the TR ids as sent, and the real-only refusals
+    after = pkis.server.control("GET", "/sim/stats")
+    assert after["service_not_found"] - before["service_not_found"] == 2
+    sent = {tr: n - before["tr_ids"].get(tr, 0) for tr, n in after["tr_ids"].items()}
+    assert {tr: n for tr, n in sent.items() if n} == {"VTTC0012U": 1, "VTTC0084R": 1, "FHPST01710000": 1}
     pkis.server.control("POST", "/sim/clock", {"at": "2026-11-23T07:00:00+09:00"})
     early = await pkis.order("BUY", "005930", 1)
     assert early.json() == {"rt_cd": "1", "msg_cd": "40570000", "msg1": "모의투자 장시작전 입니다."}

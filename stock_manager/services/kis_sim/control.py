@@ -228,8 +228,9 @@ def routes(sim: Sim) -> list[Route]:
         return _json(order_json(accepted.order))
 
     async def stats(request: Request) -> Response:
-        """Counters of the gateway: requests seen and rate-limit (EGW00201) answers given."""
-        return _json(dict(sim.stats))
+        """Counters of the gateway: requests seen, rate-limit (EGW00201) and real-only (MCA00124)
+        answers given, and the requests by TR id."""
+        return _json({**sim.stats, "tr_ids": dict(sorted(sim.tr_ids.items()))})
 
     async def symbols(request: Request) -> Response:
         """The symbol master, as PriceSync loads it in sim mode (KIS itself publishes master files)."""

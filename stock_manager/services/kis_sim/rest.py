@@ -150,6 +150,7 @@ def _kis(
             return _respond(_err(exc.msg), exc.status, tr_id)
         faults = sim.faults
         sim.stats["requests"] += 1
+        sim.tr_ids[tr_id] += 1
         if not sim.limiter.allow(app_key, faults.rate_limit_per_s):
             sim.stats["rate_limited"] += 1
             return _respond(_err(m.RATE_LIMIT), 500, tr_id)
@@ -163,6 +164,7 @@ def _kis(
                 return await _hold(request, faults.hold_s)
         env_ids = tr_ids if sim.config.env == "real" else paper_ids
         if real_only and sim.config.env == "paper":
+            sim.stats["service_not_found"] += 1
             return _respond(_err(m.SERVICE_NOT_FOUND), 500, tr_id)
         if tr_id not in env_ids:
             return _respond(_err(m.NO_SERVICE_CODE), 500, tr_id)

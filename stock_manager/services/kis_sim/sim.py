@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from stock_manager.shared.clock import Clock, ScaledClock
@@ -32,7 +33,10 @@ class Sim:
         self.limiter = RateLimiter()
         self.dice = Dice(config.seed)
         # ground truth about the gateway itself, for benchmarks and tests (GET /sim/stats)
-        self.stats: dict[str, int] = {"requests": 0, "rate_limited": 0, "fault_responses": 0}
+        self.stats: dict[str, int] = {"requests": 0, "rate_limited": 0, "fault_responses": 0,
+                                      "service_not_found": 0}
+        # the requests that passed the token check, by the TR id they sent (paper's must be V-prefixed)
+        self.tr_ids: Counter[str] = Counter()
         self.hub = Hub(self)
         self.broker.notices = self.hub
         self.broker.exchange_reject_rate = self.faults.exchange_reject_rate
