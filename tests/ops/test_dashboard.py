@@ -129,7 +129,7 @@ def _dashboard_glyphs(chromium: str, dash: Dashboard) -> str:
     return str(result)
 
 
-def test_the_page_renders_in_headlessheadless(dash: Dashboard, seeded_module: TestDb, tmp_path: Path,
+def test_the_page_renders_in_headless_chromium(dash: Dashboard, seeded_module: TestDb, tmp_path: Path,
                                                chromium_with_cjk: str) -> None:
     seed.touch_heartbeats(seeded_module.admin_url)
     out = headless(dash.url + "/", "--dump-dom")
