@@ -9,10 +9,10 @@ was decided under.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from stock_manager.services.strategy.rules.universe import UniverseParams
 from stock_manager.shared.settings import SettingsError
@@ -71,6 +71,31 @@ class StrategyConfig(BaseSettings):
     # PriceSync's heartbeat older than this (wall seconds on the database's clock, like every
     # liveness here) puts trading in REDUCING until it is fresh again
     pricesync_stale_s: float = Field(default=20.0, ge=1, le=3600)
+    # entries refused whatever the strategy says (docs/market-rules.md, "Volatility interruption" and
+    # "Designations"): for these iscd_stat_cls_code designations (comma-separated; empty: none),
+    # these mrkt_warn_cls_code warnings (02 투자경고, 03 투자위험: the same as 53 and 52), 정리매매,
+    # a stock in a VI auction, and one whose price is within vi_near_pct percent of a static VI
+    # trigger (its reference ± 10 %)
+    blocked_designations: Annotated[tuple[str, ...], NoDecode] = ("51", "52", "53", "58", "59")
+    blocked_warn_codes: Annotated[tuple[str, ...], NoDecode] = ("02", "03")
+    block_liquidation_trading: bool = True
+    vi_near_pct: Decimal = Field(default=Decimal("1.5"), ge=0, le=10)
+
+    @field_validator("blocked_designations", "blocked_warn_codes", mode="before")
+    @classmethod
+    def _codes(cls, v: object) -> tuple[str, ...]:
+        """``51,52,53`` in the environment, two digits each."""
+        if isinstance(v, str):
+            items = v.split(",")
+        elif isinstance(v, list | tuple | set | frozenset):
+            items = [str(x) for x in v]
+        else:
+            raise ValueError("expected two-digit codes separated by commas")
+        codes = tuple(sorted({x.strip() for x in items if x.strip()}))
+        bad = [c for c in codes if len(c) != 2 or not c.isdigit()]
+        if bad:
+            raise ValueError(f"expected two-digit codes separated by commas, got {', '.join(bad)}")
+        return codes
 
     @field_validator("liquidation_last_lead_min")
     @classmethod

@@ -1,7 +1,7 @@
 """The strategy port: what a strategy decides, and nothing else.
 
 A strategy is a pure function of snapshots: it is handed frozen values (candles, the quote and book
-top, the symbol's halt state, the position, the time as a ``datetime``) and answers with decisions
+top, the symbol's halt, VI and designation state, the position, the time as a ``datetime``) and answers with decisions
 (a universe filter, an entry signal with a score, an exit for a held position, a size).  It never
 gets a connection, a broker client or the clock, so it cannot write an intent, skip a risk check,
 sleep, or move time; everything with a side effect stays with the product: workers, symbol locks,
@@ -45,7 +45,11 @@ class MarketSnapshot:
     ``candles`` are newest first and only as many as the strategy asked for (``bars``), within the
     parameters' ``lookback_min``.  ``source`` says where ``price`` came from: PriceSync's published
     quote, or the broker's REST quote when the published one was too old to judge an exit on.
-    VI and designation states are not published by PriceSync yet; ``halted`` is.
+
+    The VI and designation fields are what PriceSync last read from KIS today
+    (docs/market-rules.md).  The product already refuses entries for a VI, a price near a static
+    VI trigger and the designations its settings block, so a strategy never sees those as
+    candidates; the fields are there for its own finer rules (and for its exits).
     """
 
     symbol: str
@@ -63,6 +67,14 @@ class MarketSnapshot:
     ts: datetime  # when the price was true, on the market clock
     candles: tuple[Candle, ...] = ()
     source: str = "PRICESYNC"  # PRICESYNC | REST
+    open: Decimal | None = None  # the day's opening price
+    # a VI's single-price auction in force: STATIC, DYNAMIC, BOTH, AUCTION (which VI not said), or NONE
+    vi: str = "NONE"
+    vi_reference: Decimal | None = None  # VI_STND_PRC: a static VI fires at ±10 % from it
+    vi_since: datetime | None = None  # when the VI state began (market time)
+    designation: str | None = None  # iscd_stat_cls_code: 51 관리 … 59 단기과열; None for none
+    warn_code: str | None = None  # mrkt_warn_cls_code: 00 none, 01 투자주의, 02 투자경고, 03 투자위험
+    liquidation_trading: bool = False  # 정리매매: the last days before a delisting
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from stock_manager.services.strategy.loading import one_line
 from stock_manager.services.strategy.port import Strategy, StrategyParams, label
 from stock_manager.services.strategy.queries import Q
 from stock_manager.services.strategy.quotes import NoQuotes, QuoteSource
+from stock_manager.services.strategy.rules.market_state import EntryGates
 from stock_manager.services.strategy.rules.risk import RiskLimits
 from stock_manager.shared.clock import Clock
 from stock_manager.shared.db.pool import Pool
@@ -54,6 +55,13 @@ class Runtime:
     def strategy_version(self) -> str:
         """What intents record: the operator's SM_STRATEGY_STRATEGY_VERSION, else the strategy's own."""
         return self.cfg.strategy_version or label(self.strategy)
+
+    @property
+    def gates(self) -> EntryGates:
+        """The market-state refusals the operator set (designations, VI)."""
+        c = self.cfg
+        return EntryGates.of(blocked_designations=c.blocked_designations, blocked_warn_codes=c.blocked_warn_codes,
+                             block_liquidation_trading=c.block_liquidation_trading, vi_near_pct=c.vi_near_pct)
 
     def limits(self, p: StrategyParams) -> RiskLimits:
         return RiskLimits(

@@ -26,8 +26,12 @@ from stock_manager.services.strategy.port import Candle, EntrySignal, MarketSnap
 from stock_manager.services.strategy.queries import Q
 from stock_manager.services.strategy.rules.scan import ScanOutcome, run_scan, to_store
 from stock_manager.services.strategy.runtime import Runtime
+from stock_manager.shared.market_status import ViState
 
 RETRYABLE: tuple[type[BaseException], ...] = (TimeoutError, psycopg.OperationalError, psycopg.errors.QueryCanceled)
+# the CandidateScanned event names at most this many symbols the market's state refused (a VI, a
+# designation); the counts of every reason are in its ``excluded``
+REFUSED_LISTED = 100
 
 
 class ScanError(Exception):
@@ -73,7 +77,11 @@ def snapshot_of(r: dict[str, Any]) -> MarketSnapshot:
         volume=r["volume"], turnover=r["turnover"], change_pct=r["change_pct"],
         base_price=Decimal(r["base_price"]) if r["base_price"] is not None else None,
         upper_limit=Decimal(r["upper_limit"]) if r["upper_limit"] is not None else None,
-        halted=bool(r["halted"]), stale=bool(r["stale_flag"]), ts=r["ts"], candles=candles)
+        halted=bool(r["halted"]), stale=bool(r["stale_flag"]), ts=r["ts"], candles=candles, open=r["open"],
+        vi=ViState(r["vi"]).value if r["vi"] is not None else ViState.NONE.value,
+        vi_reference=Decimal(r["vi_reference"]) if r["vi_reference"] is not None else None,
+        vi_since=r["vi_since"], designation=r["designation"], warn_code=r["warn_code"],
+        liquidation_trading=bool(r["liquidation_trading"]))
 
 
 def snapshot_args(rt: Runtime, now: datetime, p: StrategyParams) -> dict[str, Any]:
@@ -103,7 +111,7 @@ class Scanner:
         logger.info("scan poll started (params {})", pv.version)
         rows: list[MarketSnapshot] = await retry(lambda: self._fetch(now, pv.params), what="universe read",
                                           base_delay_s=self._retry_delay_s)
-        outcome = run_scan(self.rt.strategy, rows, pv.params, now)
+        outcome = run_scan(self.rt.strategy, rows, pv.params, now, self.rt.gates)
         keep = to_store(outcome, self.rt.cfg.scan_store_limit)
         scan_id = uuid.uuid4()
         by_symbol = {r.symbol: r for r in rows}
@@ -121,9 +129,13 @@ class Scanner:
                            f"scan {scan_id}: {outcome.universe} symbols, {outcome.passed} passed filters, "
                            f"{outcome.signals} signals ({elapsed:.0f} ms)",
                            market_ts=now, scan_id=scan_id, universe=outcome.universe, passed=outcome.passed,
-                           signals=outcome.signals, excluded=outcome.excluded, stored=len(keep),
+                           signals=outcome.signals, excluded=outcome.excluded,
+                           refused={s: list(why) for s, why in list(outcome.refused.items())[:REFUSED_LISTED]},
+                           stored=len(keep),
                            top=[e.symbol for e in signals[:10]], elapsed_ms=round(elapsed, 1),
                            params_version=pv.version, strategy_version=pv.strategy_version)
         logger.info("scan filters: excluded {}; candidates {}", outcome.excluded, [e.symbol for e in signals[:10]])
+        if outcome.refused:
+            logger.debug("scan: entries refused by the market's state: {}", dict(outcome.refused))
         self.latest = ScanResult(scan_id, now, pv.version, outcome, signals, by_symbol, elapsed)
         return self.latest

@@ -21,6 +21,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from stock_manager.services.strategy.rules.market_state import may_cancel_resting
 from stock_manager.shared.calendar import Session
 from stock_manager.shared.clock import KST, kst
 from stock_manager.shared.market_rules import (
@@ -33,6 +34,7 @@ from stock_manager.shared.market_rules import (
     session_on,
     ticks_away,
 )
+from stock_manager.shared.market_status import ViState
 from stock_manager.shared.trade_states import OrderType
 
 # fills of the uncross reach the book within this long after its latest possible moment
@@ -193,10 +195,11 @@ def step_at(now: datetime, start: time, *, flatten: bool, after_hours: bool, lea
     return None
 
 
-def may_cancel(step: Step, attempts: int, max_retries: int) -> bool:
+def may_cancel(step: Step, attempts: int, max_retries: int, *, vi: ViState | str | None = None) -> bool:
     """Cancel a working sell only when its replacement may still be sent: never in the auction,
-    never past the cutoff, never once the stage's retries are spent."""
-    return step.may_cancel and step.may_resend and attempts - 1 < max_retries
+    never past the cutoff, never once the stage's retries are spent, never while the symbol is in a
+    VI's auction (``vi``: the order rests in it and sells at its uncross)."""
+    return step.may_cancel and step.may_resend and attempts - 1 < max_retries and may_cancel_resting(vi)
 
 
 class Verdict(StrEnum):

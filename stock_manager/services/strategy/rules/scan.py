@@ -8,8 +8,8 @@ daily summary can tell which signals led to winners and which to losers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from stock_manager.services.strategy.config import Params
 from stock_manager.services.strategy.port import EntrySignal, MarketSnapshot, Strategy, StrategyParams
 from stock_manager.services.strategy.rules.indicators import pct
+from stock_manager.services.strategy.rules.market_state import EntryGates, entry_refusals, market_state_inputs
 from stock_manager.services.strategy.rules.universe import failed_filters, spread_pct
 
 __all__ = ["Evaluation", "ScanOutcome", "ScanRow", "evaluate", "filters_failed", "run_scan", "scan", "spread_pct",
@@ -94,6 +95,8 @@ class ScanOutcome:
     excluded: dict[str, int]
     passed: int
     signals: int
+    # the symbols the product refused before the strategy saw them, with the reasons
+    refused: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def scan(rows: list[ScanRow], p: Params, now: datetime) -> ScanOutcome:
@@ -120,12 +123,26 @@ def judge(strategy: Strategy, m: MarketSnapshot, p: StrategyParams, now: datetim
     return EntrySignal(e.symbol, True, e.signal, e.score, e.rejected_by, e.inputs)
 
 
-def run_scan(strategy: Strategy, snaps: Sequence[MarketSnapshot], p: StrategyParams, now: datetime) -> ScanOutcome:
-    """One scan of the universe through the port."""
-    return outcome_of([judge(strategy, m, p, now) for m in snaps])
+def run_scan(strategy: Strategy, snaps: Sequence[MarketSnapshot], p: StrategyParams, now: datetime,
+             gates: EntryGates | None = None) -> ScanOutcome:
+    """One scan of the universe through the port.
+
+    With ``gates``, what the market forbids (a designation, a VI, a price near a static VI trigger:
+    ``rules/market_state.py``) is refused first, whatever the strategy would say of it.
+    """
+    evals: list[EntrySignal] = []
+    refused: dict[str, tuple[str, ...]] = {}
+    for m in snaps:
+        why = tuple(entry_refusals(m, gates)) if gates is not None else ()
+        if why:
+            refused[m.symbol] = why
+            evals.append(EntrySignal(m.symbol, False, False, Decimal(0), why, market_state_inputs(m)))
+        else:
+            evals.append(judge(strategy, m, p, now))
+    return outcome_of(evals, refused)
 
 
-def outcome_of(evals: list[EntrySignal]) -> ScanOutcome:
+def outcome_of(evals: list[EntrySignal], refused: Mapping[str, tuple[str, ...]] | None = None) -> ScanOutcome:
     excluded: dict[str, int] = {}
     for e in evals:
         if not e.passed:
@@ -133,7 +150,7 @@ def outcome_of(evals: list[EntrySignal]) -> ScanOutcome:
                 excluded[f] = excluded.get(f, 0) + 1
     passed = sum(1 for e in evals if e.passed)
     signals = sum(1 for e in evals if e.signal)
-    return ScanOutcome(evals, len(evals), excluded, passed, signals)
+    return ScanOutcome(evals, len(evals), excluded, passed, signals, dict(refused or {}))
 
 
 def to_store(outcome: ScanOutcome, limit: int) -> list[Evaluation]:

@@ -12,14 +12,20 @@ SELECT candidate_id FROM trade.candidates WHERE scan_id = %(scan_id)s AND symbol
 -- name: snapshots
 -- What a strategy is given: every listed symbol with a price (%(symbol)s NULL), or one held symbol,
 -- listed or not; each with its newest %(depth)s candles (newest first) within the lookback, as
--- parallel arrays.
+-- parallel arrays; its designations, and its VI state if PriceSync wrote one today (a row of an
+-- earlier day says nothing of this one).
 SELECT p.symbol, s.market, coalesce(s.halted, false) AS halted, s.upper_limit, s.base_price,
-       p.price, p.bid, p.ask, p.volume, p.turnover, p.change_pct, p.ts,
+       p.price, p.bid, p.ask, p.volume, p.turnover, p.change_pct, p.ts, p.open,
+       s.designation, s.warn_code, coalesce(s.liquidation_trading, false) AS liquidation_trading,
+       v.state AS vi, v.reference AS vi_reference, v.since AS vi_since,
        EXISTS (SELECT 1 FROM market.freshness f
                 WHERE f.symbol = p.symbol AND f.source = p.source AND f.status = 'STALE') AS stale_flag,
        c.c_ts, c.c_open, c.c_high, c.c_low, c.c_close, c.c_volume, c.c_turnover
   FROM market.prices_best p
   LEFT JOIN market.symbols s ON s.symbol = p.symbol
+  LEFT JOIN market.vi_state v
+         ON v.symbol = p.symbol
+        AND (v.ts AT TIME ZONE 'Asia/Seoul')::date = (%(now)s::timestamptz AT TIME ZONE 'Asia/Seoul')::date
   LEFT JOIN LATERAL (
       SELECT array_agg(b.bucket_ts ORDER BY b.bucket_ts DESC) AS c_ts,
              array_agg(b.open ORDER BY b.bucket_ts DESC) AS c_open,
@@ -35,3 +41,9 @@ SELECT p.symbol, s.market, coalesce(s.halted, false) AS halted, s.upper_limit, s
                LIMIT %(depth)s) b
   ) c ON true
  WHERE CASE WHEN %(symbol)s::text IS NULL THEN coalesce(s.listed, false) ELSE p.symbol = %(symbol)s::text END;
+
+-- name: vi_today
+-- One symbol's VI state as PriceSync wrote it today (no row: none known).
+SELECT state, reference, since FROM market.vi_state
+ WHERE symbol = %(symbol)s
+   AND (ts AT TIME ZONE 'Asia/Seoul')::date = (%(now)s::timestamptz AT TIME ZONE 'Asia/Seoul')::date;
