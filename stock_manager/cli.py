@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="kis-sim only: the market's seed (the same seed gives the same day)")
     run.add_argument("--data-dir", type=Path, default=None,
                      help="kis-sim only: keep its accounts, orders, fills and clock there across restarts")
+    run.add_argument("--master", type=Path, default=None, metavar="DIR",
+                     help="kis-sim only: list the shares of the KIS master files in DIR (kospi_code.mst.zip, "
+                          "kosdaq_code.mst.zip) instead of a seeded universe")
 
     st = sub.add_parser("status", help="one screen of health from the monitor views (as sm_readonly)")
     st.add_argument("--watch", action="store_true", help="redraw every 2 s")
@@ -163,9 +166,16 @@ def _run(args: argparse.Namespace) -> int:
         from stock_manager.services.kis_sim.app import serve
         from stock_manager.services.kis_sim.config import SimConfig
 
-        config = SimConfig(env=args.env, seed=args.seed) if args.seed is not None else None
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(args.host, args.port, args.env, config, data_dir=args.data_dir))
+        config = None
+        if args.seed is not None or args.master is not None:
+            config = SimConfig(env=args.env, seed=SimConfig.seed if args.seed is None else args.seed,
+                               master_dir=args.master)
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(serve(args.host, args.port, args.env, config, data_dir=args.data_dir))
+        except FileNotFoundError as e:  # --master names a folder without master files
+            print(f"stock-manager kis-sim: {e}", file=sys.stderr)
+            return 2
         return 0
     if args.service == "dashboard":
         from stock_manager.dashboard.main import main as svc_main
