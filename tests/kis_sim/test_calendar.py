@@ -68,3 +68,18 @@ async def test_a_special_day_moves_the_open_and_the_close(krx_days: None, sim: S
     assert late["msg1"] == "장종료 입니다."
     assert phase_at_sim(sim, "2026-11-19T16:45:00+09:00") == "POST_CLOSE"
     assert phase_at_sim(sim, "2026-11-20T15:35:00+09:00") == "CLOSED"  # the next day is regular again
+
+
+async def test_chk_holiday_answers_from_the_calendar_on_real_only(krx_days: None, kis: Kis, pkis: Kis) -> None:
+    """국내휴장일조회 (CTCA0903R): KRX's days from BASS_DT on; paper KIS has no such service (OPSQ0002)."""
+    path, params = "/uapi/domestic-stock/v1/quotations/chk-holiday", {"BASS_DT": "20261224", "CTX_AREA_NK": "",
+                                                                      "CTX_AREA_FK": ""}
+    r = await kis.get(path, "CTCA0903R", params)
+    body = r.json()
+    assert (r.status_code, body["rt_cd"], r.headers["tr_id"]) == (200, "0", "CTCA0903R"), body
+    days = {row["bass_dt"]: row for row in body["output"]}
+    assert len(days) == 24 and min(days) == "20261224"
+    assert (days["20261224"]["opnd_yn"], days["20261224"]["wday_dvsn_cd"]) == ("Y", "05")  # a Thursday
+    assert days["20261225"]["opnd_yn"] == "N" and days["20261227"]["opnd_yn"] == "N"  # Christmas, a Sunday
+    paper = await pkis.http.get(path, params=params, headers=pkis.headers("CTCA0903R"))  # sent as named
+    assert (paper.status_code, paper.json()["msg_cd"]) == (500, "OPSQ0002")

@@ -15,7 +15,7 @@ import json
 from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from stock_manager.shared.clock import KST, kst
-from stock_manager.shared.market_rules import affordable_qty, trade_date
+from stock_manager.shared.market_rules import affordable_qty, session_on, trade_date
 
 from . import kis_format as fmt
 from . import messages as m
@@ -47,6 +47,7 @@ ASKING_PATH = "/uapi/domestic-stock/v1/quotations/inquire-asking-price-exp-ccn"
 CHART_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-itemchartprice"
 RANK_PATH = "/uapi/domestic-stock/v1/quotations/volume-rank"
 SEARCH_INFO_PATH = "/uapi/domestic-stock/v1/quotations/search-info"
+HOLIDAY_PATH = "/uapi/domestic-stock/v1/quotations/chk-holiday"
 
 _JSON = "application/json; charset=utf-8"
 _BLANK100 = " " * 100
@@ -570,6 +571,30 @@ async def volume_rank(call: Call) -> Reply:
     return Reply(_ok(m.RANK_OK, output=output))
 
 
+# chk-holiday answers this many days from BASS_DT on (one page; KIS was measured answering 24)
+HOLIDAY_DAYS = 24
+
+
+async def chk_holiday(call: Call) -> Reply:
+    """국내휴장일조회 from the installed calendar (KRX's, as the market follows it).
+
+    Real KIS only: paper answers CTCA0903R with OPSQ0002, as a client measured in 2026 (it has no
+    paper twin).  The four flags are one here, whether the market opens that day; KIS's own
+    business and settlement days can differ from it (a bank holiday the exchange keeps, 12-31).
+    """
+    q = _require(call.params, ("BASS_DT",))
+    try:
+        start = datetime.strptime(q["BASS_DT"], "%Y%m%d").date()  # noqa: DTZ007 (a date only)
+    except ValueError:
+        raise m.BizError(m.missing_field("BASS_DT"), 500) from None
+    rows = []
+    for day in (start + timedelta(days=n) for n in range(HOLIDAY_DAYS)):
+        yn = "Y" if session_on(day) is not None else "N"
+        rows.append({"bass_dt": day.strftime("%Y%m%d"), "wday_dvsn_cd": f"{day.isoweekday() % 7 + 1:02d}",
+                     "bzdy_yn": yn, "tr_day_yn": yn, "opnd_yn": yn, "sttl_day_yn": yn})
+    return Reply(_ok(m.QUERY_OK, ctx_area_nk="", ctx_area_fk="", output=rows))
+
+
 async def search_info(call: Call) -> Reply:
     q = _require(call.params, ("PDNO", "PRDT_TYPE_CD"))
     sym = call.sim.broker.universe.get(q["PDNO"].strip())
@@ -638,4 +663,5 @@ def routes(sim: Sim) -> list[Route]:
         _kis(sim, CHART_PATH, {"FHKST03010200": ""}, inquire_chart, method="GET"),
         _kis(sim, RANK_PATH, {"FHPST01710000": ""}, volume_rank, method="GET", real_only=True),
         _kis(sim, SEARCH_INFO_PATH, {"CTPF1604R": ""}, search_info, method="GET", real_only=True),
+        _kis(sim, HOLIDAY_PATH, {"CTCA0903R": ""}, chk_holiday, method="GET"),
     ]

@@ -19,6 +19,7 @@ from loguru import logger
 
 from stock_manager.services.strategy.runtime import Runtime
 from stock_manager.shared import calendar as cal
+from stock_manager.shared.kis.errors import ServiceNotFound
 from stock_manager.shared.kis.rest import HolidayDay
 
 # the calendar loaded around today: back far enough for a restart's look at yesterday, ahead
@@ -36,7 +37,7 @@ class HolidaySource(Protocol):
 @dataclass
 class CalendarKeeper:
     rt: Runtime
-    kis: HolidaySource | None = None  # None in sim: the simulator's calendar is the library's
+    kis: HolidaySource | None = None  # None in sim (the simulator's calendar is the library's) and on paper
     reload_s: float = 300.0
     asked: set[date] = field(default_factory=set)
     warned: set[date] = field(default_factory=set)
@@ -59,6 +60,11 @@ class CalendarKeeper:
         assert self.kis is not None
         try:
             rows = await self.kis.chk_holiday(today)
+        except ServiceNotFound:
+            # paper KIS has no chk-holiday (OPSQ0002): asking again each reload would only spend budget
+            logger.info("chk-holiday is not offered here (paper); the installed trading calendar decides")
+            self.kis = None
+            return
         except Exception as e:
             logger.warning("chk-holiday for {} failed ({}: {}); the calendar stands until the next try",
                            today, type(e).__name__, e)
