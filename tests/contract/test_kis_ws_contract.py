@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time as wall
-from datetime import datetime, time
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -50,6 +51,19 @@ def notices(events: list[WsEvent], odno: str) -> list[ExecutionNotice]:
 
 def subscribed(events: list[WsEvent]) -> set[Subscription]:
     return {e.subscription for e in events if isinstance(e, Subscribed)}
+
+
+def streaming_again(wanted: set[Subscription], sessions: int) -> Callable[[list[WsEvent]], bool]:
+    """Whether the ``sessions``-th session (or a later one) registered ``wanted`` and has traded."""
+
+    def done(events: list[WsEvent]) -> bool:
+        starts = [i for i, e in enumerate(events) if isinstance(e, Connected)]
+        if len(starts) < sessions:
+            return False
+        since = events[starts[-1] :]
+        return subscribed(since) == wanted and bool(trades(since))
+
+    return done
 
 
 async def test_trades_for_several_symbols_arrive_parsed(h: Harness) -> None:
@@ -127,16 +141,9 @@ async def test_reconnects_and_resubscribes_when_the_broker_drops_the_session(h: 
     ws.start()
     await log.wait_for(lambda ev: subscribed(ev) == wanted, 10, "the first subscriptions")
 
-    def recovered(events: list[WsEvent]) -> bool:
-        starts = [i for i, e in enumerate(events) if isinstance(e, Connected)]
-        if len(starts) < 3:
-            return False
-        since = events[starts[-1] :]
-        return subscribed(since) == wanted and bool(trades(since))
-
     h.faults(ws_drop_every_s=2)
     try:
-        await log.wait_for(recovered, 20, "two reconnects, each resubscribed and streaming again")
+        await log.wait_for(streaming_again(wanted, 3), 20, "two reconnects, each resubscribed and streaming again")
     finally:
         h.faults(ws_drop_every_s=0)
     assert len(log.of(Disconnected)) >= 2
@@ -150,6 +157,39 @@ async def test_reconnects_and_resubscribes_when_the_broker_drops_the_session(h: 
     ack = await a.rest.order_cash(Side.BUY, SYMBOL, 3, "01")
     await log.wait_for(lambda ev: sum(n.qty for n in notices(ev, ack.odno) if n.is_fill) == 3, 10, "fill notices")
     assert not log.of(MalformedFrame)
+
+
+async def test_a_reconnect_after_the_approval_key_expired_fetches_a_new_one_and_resubscribes(h: Harness) -> None:
+    """KIS's approval keys last 24 hours and are read when a session connects (facts §2.2): an open
+    session outlives its key, a new one with it is refused (OPSP0011), and the client then asks for
+    another key, though by its own clock the old one is young."""
+    a = h.adapter()
+    ws = h.websocket(a)
+    log = h.events(ws)
+    wanted = {Subscription.trades("005930"), Subscription.trades("000660")}
+    ws.replace(wanted)
+    ws.start()
+    await log.wait_for(lambda ev: subscribed(ev) == wanted, 10, "the first subscriptions")
+
+    h.set_wall(h.wall().now() + timedelta(hours=25))
+    book = Subscription.orderbook(SYMBOL)
+    wanted.add(book)
+    ws.subscribe(book)
+    await log.wait_for(lambda ev: book in subscribed(ev), 10, "a registration on the session after its key expired")
+    assert a.wire.count(APPROVAL) == 1 and not log.of(Disconnected)
+
+    h.faults(ws_drop_every_s=1)
+    try:
+        await log.wait_for(lambda ev: bool(log.of(Disconnected)), 10, "the broker dropping the session")
+    finally:
+        h.faults(ws_drop_every_s=0)
+
+    await log.wait_for(streaming_again(wanted, 3), 20, "a session on a new key, resubscribed and streaming")
+    assert [e.session for e in log.of(Connected)][:3] == [1, 2, 3]
+    refused = log.of(SubscriptionFailed)
+    assert refused and {e.msg_cd for e in refused} == {"OPSP0011"}  # the second session, on the old key
+    assert a.wire.count(APPROVAL) == 2
+    assert ws.active == wanted
 
 
 async def test_the_42nd_registration_is_refused_with_opsp0008(h: Harness) -> None:

@@ -1,10 +1,12 @@
 """The KIS real-time WebSocket: sessions, registrations, data frames, notices, PINGPONG.
 
 One session per app key (a second concurrent one is refused with OPSP8996), at most 41
-registrations per session counting every TR.  Quote frames are plain ``0|TR|NNN|…`` with
-several records in one frame when a symbol is busy; fill notices are ``1|H0STCNI0|001|<base64>``
-encrypted with the key/iv of that subscription's ack.  The hub also runs the market tick that
-moves streamed symbols and symbols with open orders forward in time.
+registrations per session counting every TR.  The approval key is checked at the session's first
+message only (KIS uses it once, when a session connects): an expired one gets OPSP0011 on a new
+session, while a session opened with it keeps registering past its 24 hours.  Quote frames are
+plain ``0|TR|NNN|…`` with several records in one frame when a symbol is busy; fill notices are
+``1|H0STCNI0|001|<base64>`` encrypted with the key/iv of that subscription's ack.  The hub also
+runs the market tick that moves streamed symbols and symbols with open orders forward in time.
 """
 
 from __future__ import annotations
@@ -220,11 +222,13 @@ class Hub:
             s.send(_control("", "", "9", "OPSP9999", "JSON PARSING ERROR : input not found"))
             return
         tr_id, tr_key = str(inp.get("tr_id", "")), str(inp.get("tr_key", ""))
-        app = self.sim.auth.app_for_approval(str(header.get("approval_key", "")))
-        if app is None or (s.app_key is not None and app != s.app_key):
-            s.send(_control(tr_id, tr_key, "9", "OPSP0011", "invalid approval : NOT FOUND"))
-            return
         if s.app_key is None:
+            # KIS uses the approval key once, when the session connects: its 24 hours bound new
+            # sessions, not what a session already open registers later
+            app = self.sim.auth.app_for_approval(str(header.get("approval_key", "")))
+            if app is None:
+                s.send(_control(tr_id, tr_key, "9", "OPSP0011", "invalid approval : NOT FOUND"))
+                return
             other = self.by_app.get(app)
             if other is not None and other is not s and not other.closed:
                 # one session per app key: the newcomer is refused, the first one keeps running

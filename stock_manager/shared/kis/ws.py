@@ -36,6 +36,7 @@ from stock_manager.shared.kis.errors import KisError, KisParseError
 from stock_manager.shared.kis.models import ApprovalKey
 from stock_manager.shared.kis.ws_frames import (
     OPSP_ALREADY_SUBSCRIBED,
+    OPSP_INVALID_APPROVAL,
     OPSP_NOT_SUBSCRIBED,
     ControlMessage,
     DataFrame,
@@ -427,6 +428,12 @@ class KisWebSocketClient:
             return
         if isinstance(message, ControlMessage):
             self._on_control(message)
+            if message.msg_cd == OPSP_INVALID_APPROVAL:
+                # KIS reads the approval key when a session connects, so this session is of no use.
+                # The key may be past its 24 hours though young by our clock (a suspended host, a
+                # clock that moved): reconnect with a new one.
+                self._approval = None
+                await conn.close()
             return
         assert isinstance(message, DataFrame)
         try:

@@ -342,25 +342,55 @@ async def test_close_ends_the_event_stream(server: tuple[FakeKisWs, str]) -> Non
     assert any(isinstance(ev, Subscribed) for ev in collected)
 
 
-async def test_session_in_use_refetches_approval_and_backs_off() -> None:
-    async def refuse(conn: ServerConnection) -> None:
+async def refused_on_first_session(
+    rt_cd: str, msg_cd: str, msg1: str, *, then_close: bool
+) -> tuple[list[WsEvent], int]:
+    """A server that answers every registration of its first session with ``msg_cd`` (closing that
+    session after the first answer if ``then_close``) and acks on later ones; the client's events
+    until a registration is accepted, and how many approval keys it asked for."""
+    sessions = 0
+
+    async def handler(conn: ServerConnection) -> None:
+        nonlocal sessions
+        sessions += 1
+        first = sessions == 1
         with contextlib.suppress(ConnectionClosed):
-            await conn.recv()
-            await conn.send(wf.ack_message("H0STCNT0", "005930", rt_cd="1", msg_cd="OPSP8996", msg1="ALREADY IN USE"))
-            await conn.close()
+            async for raw in conn:
+                msg = json.loads(raw)
+                tr_id, tr_key = msg["body"]["input"]["tr_id"], msg["body"]["input"]["tr_key"]
+                if not first:
+                    await conn.send(wf.ack_message(tr_id, tr_key, key=KEY, iv=IV))
+                    continue
+                await conn.send(wf.ack_message(tr_id, tr_key, rt_cd=rt_cd, msg_cd=msg_cd, msg1=msg1))
+                if then_close:
+                    await conn.close()
 
     approvals = Approvals()
-    async with serve(refuse, "127.0.0.1", 0) as srv:
+    seen: list[WsEvent] = []
+    async with serve(handler, "127.0.0.1", 0) as srv:
         ws = KisWebSocketClient(approvals, env=KisEnv.REAL, url=url_of(srv), reconnect=FAST)
         async with ws:
             events = ws.events()
-            seen: list[WsEvent] = []
             ws.replace([A])
             failed = await next_matching(events, lambda ev: isinstance(ev, SubscriptionFailed), seen)
-            assert isinstance(failed, SubscriptionFailed)
-            assert failed.msg_cd == "OPSP8996"
-            await next_matching(events, lambda ev: isinstance(ev, Connected) and ev.session == 2, seen)
-    assert approvals.calls >= 2
+            assert isinstance(failed, SubscriptionFailed) and failed.msg_cd == msg_cd
+            await next_matching(events, lambda ev: isinstance(ev, Subscribed), seen)
+            assert ws.active == {A}
+    return seen, approvals.calls
+
+
+async def test_session_in_use_refetches_approval_and_backs_off() -> None:
+    seen, approvals = await refused_on_first_session("1", "OPSP8996", "ALREADY IN USE", then_close=True)
+    assert [e.session for e in seen if isinstance(e, Connected)] == [1, 2]
+    assert approvals == 2
+
+
+async def test_a_refused_approval_key_ends_the_session_and_a_new_key_is_fetched() -> None:
+    # OPSP0011 leaves the session open with nothing registered: the client must not sit on it
+    seen, approvals = await refused_on_first_session("9", "OPSP0011", "invalid approval : NOT FOUND", then_close=False)
+    status = [type(e).__name__ for e in seen if isinstance(e, Connected | Disconnected)]
+    assert status == ["Connected", "Disconnected", "Connected"]
+    assert approvals == 2
 
 
 async def test_idle_session_is_replaced() -> None:
