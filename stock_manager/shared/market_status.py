@@ -4,7 +4,8 @@ its CHECKs (``market.vi_state.state``, ``market.symbols.designation`` / ``warn_c
 checks that the two agree.
 
 Sources (docs/market-rules.md, "Volatility interruption" and "Designations"): inquire-price's
-``vi_cls_code``, ``iscd_stat_cls_code``, ``mrkt_warn_cls_code``, ``sltr_yn``; H0STCNT0's field 43
+``vi_cls_code`` (``Y``/``N`` as KIS documents it on H0STMKO0; ``1``/``2``/``3`` naming the VI are
+read too), ``iscd_stat_cls_code``, ``mrkt_warn_cls_code``, ``sltr_yn``; H0STCNT0's field 43
 HOUR_CLS_CODE (``C`` while a VI's single-price auction runs) and field 45 VI_STND_PRC (the static
 VI's reference price).
 """
@@ -23,22 +24,26 @@ class ViState(StrEnum):
     STATIC = "STATIC"  # 정적 VI: ±10 % from the reference price (vi_cls_code 1)
     DYNAMIC = "DYNAMIC"  # 동적 VI: ±3 % / ±6 % from the last trade (vi_cls_code 2)
     BOTH = "BOTH"  # both at once (vi_cls_code 3)
-    AUCTION = "AUCTION"  # the trade stream says a VI auction runs (HOUR_CLS_CODE C) but not which VI
+    AUCTION = "AUCTION"  # a VI auction runs (HOUR_CLS_CODE C, vi_cls_code Y) but which VI is not said
 
 
 IN_VI: Final = frozenset({ViState.STATIC, ViState.DYNAMIC, ViState.BOTH, ViState.AUCTION})
 _KINDS: Final = frozenset({ViState.STATIC, ViState.DYNAMIC, ViState.BOTH})
-VI_CODES: Final = {"N": ViState.NONE, "0": ViState.NONE, "1": ViState.STATIC, "2": ViState.DYNAMIC,
-                   "3": ViState.BOTH}
+VI_CODES: Final = {"N": ViState.NONE, "0": ViState.NONE, "Y": ViState.AUCTION, "1": ViState.STATIC,
+                   "2": ViState.DYNAMIC, "3": ViState.BOTH}
 VI_AUCTION_HOUR_CODE: Final = "C"
 # KRX: a static VI fires when the price would move this far from its reference (the last
 # single-price auction's price: the open, or the last VI's uncross)
 STATIC_VI_RATE: Final = Decimal("0.10")
 
 
-def vi_from_quote(code: str) -> ViState | None:
-    """inquire-price's ``vi_cls_code``; None when it says nothing this vocabulary knows."""
-    return VI_CODES.get(code.strip().upper())
+def vi_from_quote(code: str, current: ViState | None = None) -> ViState | None:
+    """inquire-price's ``vi_cls_code`` against what is known: ``Y`` is a VI (of the kind known, if
+    one is); None when it says nothing this vocabulary knows."""
+    state = VI_CODES.get(code.strip().upper())
+    if state is ViState.AUCTION and current in _KINDS:
+        return current
+    return state
 
 
 def vi_from_trade(hour_cls_code: str, current: ViState | None) -> ViState | None:

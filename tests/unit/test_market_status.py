@@ -17,10 +17,18 @@ from stock_manager.shared.market_status import (
 )
 
 
-@pytest.mark.parametrize(("code", "state"), [("N", ViState.NONE), ("1", ViState.STATIC), ("2", ViState.DYNAMIC),
-                                             ("3", ViState.BOTH), (" 1 ", ViState.STATIC), ("", None), ("X", None)])
+@pytest.mark.parametrize(("code", "state"), [("N", ViState.NONE), ("Y", ViState.AUCTION), ("1", ViState.STATIC),
+                                             ("2", ViState.DYNAMIC), ("3", ViState.BOTH), (" 1 ", ViState.STATIC),
+                                             ("", None), ("X", None)])
 def test_a_quotes_vi_code(code: str, state: ViState | None) -> None:
     assert vi_from_quote(code) is state
+
+
+def test_a_quotes_y_keeps_the_vi_known() -> None:
+    assert vi_from_quote("Y", ViState.STATIC) is ViState.STATIC
+    assert vi_from_quote("Y", ViState.NONE) is ViState.AUCTION
+    assert vi_from_quote("2", ViState.STATIC) is ViState.DYNAMIC
+    assert vi_from_quote("N", ViState.BOTH) is ViState.NONE
 
 
 def test_a_prints_hour_code_keeps_the_vi_a_quote_named() -> None:
