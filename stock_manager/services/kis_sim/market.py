@@ -67,8 +67,9 @@ MAX_PRINTS_PER_CHUNK = 12
 MAX_COLD_PRINTS_PER_CHUNK = 4
 SESSION_S = 23_400.0
 
-PrintSide = Literal[1, 5]  # CCLD_DVSN: 1 buy-initiated (+), 5 sell-initiated (-)
+PrintSide = Literal[1, 3, 5]  # CCLD_DVSN: 1 buy-initiated (+), 3 the opening call (장전), 5 sell-initiated (-)
 BUY_SIDE: PrintSide = 1
+OPENING_CALL: PrintSide = 3
 SELL_SIDE: PrintSide = 5
 
 
@@ -114,6 +115,9 @@ def day_times(day_no: int) -> DayTimes | None:
 # volume, and how far (in daily volatilities of log price) one crowd depth of imbalance moves it.
 OPEN_CROWD_SHARE = (0.01, 0.03)
 CLOSE_CROWD_SHARE = (0.03, 0.07)
+# Crowd orders on each side of the opening call, on average by liquidity tier (Poisson): a thin name
+# often has nobody on one side, trades nothing at the open and opens at its first continuous trade.
+OPEN_CALL_ORDERS: tuple[float, ...] = (40.0, 10.0, 3.0, 1.0)
 CROWD_WIDTH_VOL = 0.5
 # After the close the crowd is thin: per side, this share of the day's volume over 15:40-16:00,
 # and per 10-minute uncross of 시간외 단일가, whose crowd centre drifts from the close.
@@ -179,6 +183,18 @@ def day_rng(seed: int, code: str, day_no: int, purpose: str) -> random.Random:
 def close_uncross_delay(seed: int, code: str, day_no: int) -> float:
     """Seconds after 15:30 at which the closing auction uncrosses (KRX's random end), to the millisecond."""
     return round(day_rng(seed, code, day_no, "close").uniform(0.0, CLOSE_UNCROSS_MAX_DELAY_S), 3)
+
+
+def opening_call_crowded(seed: int, code: str, tier: int, day_no: int) -> bool:
+    """Whether the crowd has orders on both sides of the day's opening call.
+
+    Without, the symbol trades at the open only if users' orders cross each other; otherwise its day
+    opens (STCK_OPRC, OPRC_HOUR) at its first continuous trade, which KIS's frames show as opening
+    times after 09:00.  Drawn per seed, symbol and day, so it does not depend on when the state is advanced.
+    """
+    rng = day_rng(seed, code, day_no, "open-call")
+    nobody = math.exp(-OPEN_CALL_ORDERS[min(tier, len(OPEN_CALL_ORDERS) - 1)])
+    return rng.random() >= nobody and rng.random() >= nobody
 
 
 def _softplus(x: float) -> float:
@@ -689,10 +705,12 @@ class SymbolState:
             st.low, st.low_ts = price, ts
         st.volume += qty
         st.value += price * qty
+        # the opening call's shares count on neither side: on KIS's frames the buy- and sell-initiated
+        # totals (SHNU/SELN_CNTG_SMTN) add up to less than the day's volume
         if side == BUY_SIDE:
             st.buy_count += 1
             st.buy_volume += qty
-        else:
+        elif side == SELL_SIDE:
             st.sell_count += 1
             st.sell_volume += qty
         st.last_qty, st.last_side, st.last_ts = qty, side, ts
@@ -901,6 +919,8 @@ class SymbolState:
         share = CLOSE_CROWD_SHARE if closing else OPEN_CROWD_SHARE
         rng = day_rng(self.seed, self.sym.code, self.day_no, "close-crowd" if closing else "open-crowd")
         depth = max(1, self.prior_volume) * rng.uniform(*share) / math.log(2)
+        if not closing and not opening_call_crowded(self.seed, self.sym.code, self.sym.tier, self.day_no):
+            depth = 0.0
         return Crowd(math.exp(self.x), depth, self.sym.daily_vol * CROWD_WIDTH_VOL)
 
     @staticmethod
@@ -924,15 +944,18 @@ class SymbolState:
         if not self.in_call():
             return None
         closing = self.t - day_start(self.day_no) >= self.times.close_auction
-        return self._cross(self.auction, self.grid(), self._call_crowd(closing), self.fair())[0]
+        cross = self._cross(self.auction, self.grid(), self._call_crowd(closing), self.fair())[0]
+        return cross if cross.volume else None  # nothing would trade: no indicative price
 
     def _uncross(self, ts: float, *, closing: bool) -> None:
         orders = [o for o in self.auction if o.live]
         self.auction = []
         result, buys, sells = self._cross(orders, self.grid(), self._call_crowd(closing), self.fair())
         self._execute(result, buys, sells, ts)
-        side = BUY_SIDE if result.demand >= result.supply else SELL_SIDE
-        self._record(result.price, max(1, result.volume), side, ts)
+        side = OPENING_CALL if not closing else BUY_SIDE if result.demand >= result.supply else SELL_SIDE
+        if closing or result.volume:
+            # an opening call that trades nothing prints nothing: the first continuous trade is the open
+            self._record(result.price, max(1, result.volume), side, ts)
         if closing:
             self.closed = True
             self.close_price = result.price
