@@ -90,10 +90,10 @@ SOAK_PARAMS = {"sma_short": 2, "sma_long": 4, "breakout_bars": 3, "lookback_min"
 
 # The whole day: the open, the stack's restart at noon, a manual buy, and the end: once flat after
 # the close, at 18:05 at the latest (the after-hours session ends at 18:00, and whatever the close
-# left may be sold until then).  The manual buy comes after the last entry (15:10) and just before
-# the forced liquidation starts (15:15): a worker adopts a position nobody holds and judges it by
-# its exit rules, and a thin book's spread alone can trip the stop loss, so any earlier and a
-# worker, not the close, would most likely sell it.
+# left may be sold until then).  The manual buy comes after the last entry (15:10), inside the
+# forced liquidation's window (from 15:15, where no worker's exit rule sells it) and past the last
+# moment a sell may still be placed before the closing auction (15:19:30): so a thin symbol is held
+# at 15:20 and the close must sell it after the uncross.
 DAY_START = "09:00"
 DAY_END = dtime(18, 5)
 DAY_RESTART = dtime(12, 0)
@@ -177,8 +177,13 @@ def _with_db(url: str, dbname: str) -> str:
 class Soak:
     def __init__(self, admin_url: str, *, start: datetime, minutes: float, speed: float, kill_every_s: float,
                  faults: bool, workers: int, seed: int, log_dir: Path, market_seed: int | None = None,
-                 restart_at: dtime | None = None, manual_at: dtime | None = None) -> None:
+                 restart_at: dtime | None = None, manual_at: dtime | None = None,
+                 strategy: str | None = None, strategy_version: str = "breakout-v1") -> None:
         self.server_url = admin_url
+        # SM_STRATEGY (a user's strategy by path or module, docs/strategies.md) and the name-version
+        # the day's parameters are seeded for; unknown parameters are ignored by any strategy
+        self.strategy = strategy
+        self.strategy_version = strategy_version
         self.dbname = f"sm_soak_{uuid.uuid4().hex[:8]}"
         self.url = _with_db(admin_url, self.dbname)
         self.start = start
@@ -244,12 +249,14 @@ class Soak:
             "KIS_WS_URL": f"ws://127.0.0.1:{self.port}", "KIS_APP_KEY": self.app_key, "KIS_ACCOUNT": self.account,
             "SM_HEARTBEAT_S": "1", "KIS_ORDER_TIMEOUT_S": "3", "KIS_READ_TIMEOUT_S": "5",
             "SM_EXEC_RECONCILE_S": "3", "SM_EXEC_RECONCILE_FAST_S": "2", "SM_EXEC_STALE_PENDING_S": "5",
+            "SM_EXEC_SEND_DEADLINE_S": "3",
             "SM_EXEC_OWNER_DEAD_AFTER_S": "4", "SM_EXEC_IN_DOUBT_GRACE_S": "2", "SM_EXEC_LEASE_TTL_S": "5",
             "SM_EXEC_MISSING_FILL_GRACE_S": "4", "SM_STRATEGY_WORKERS": str(self.workers),
             # a dead worker is reaped (EXIT) before its lock can expire and be taken over
             "SM_STRATEGY_LOCK_TTL_S": str(LOCK_TTL_S), "SM_STRATEGY_WORKER_TTL_S": "5",
             "SM_STRATEGY_HEARTBEAT_S": "1",
             "SM_STRATEGY_INTENT_TIMEOUT_S": "20", "PYTHONUNBUFFERED": "1",
+            **({"SM_STRATEGY": self.strategy} if self.strategy else {}),
         }
 
     def specs(self) -> list[ChildSpec]:
@@ -275,6 +282,7 @@ class Soak:
                         "base_price": s["base_price"], "upper_limit": hi, "lower_limit": lo,
                         "prev_high": s.get("prev_high"), "prev_low": s.get("prev_low"), "halted": s["halted"]})
             await conn.execute(Q["insert_params"], {"effective_date": self.start.date() - timedelta(days=1),
+                                                    "strategy_version": self.strategy_version,
                                                     "params": Jsonb(SOAK_PARAMS)})
 
     async def _symbols(self) -> list[dict[str, Any]]:
@@ -710,13 +718,14 @@ def next_trading_day(at_kst: str) -> datetime:
 
 
 def day_soak(admin_url: str, *, speed: float, workers: int, log_dir: Path, market_seed: int | None,
-             faults: bool = False, kill_every_s: float = 0, seed: int = 1) -> Soak:
+             faults: bool = False, kill_every_s: float = 0, seed: int = 1, strategy: str | None = None,
+             strategy_version: str = "breakout-v1") -> Soak:
     """A whole trading day: 09:00 to flat after the close, restarted at noon, a manual buy at 15:19:30."""
     start = next_trading_day(DAY_START)
     minutes = (datetime.combine(start.date(), DAY_END, KST) - start).total_seconds() / 60
     return Soak(admin_url, start=start, minutes=minutes, speed=speed, kill_every_s=kill_every_s, faults=faults,
                 workers=workers, seed=seed, log_dir=log_dir, market_seed=market_seed, restart_at=DAY_RESTART,
-                manual_at=DAY_MANUAL)
+                manual_at=DAY_MANUAL, strategy=strategy, strategy_version=strategy_version)
 
 
 def _seeds(text: str | None) -> list[int | None]:
@@ -736,6 +745,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-faults", action="store_true")
     ap.add_argument("--faults", action="store_true", help="with --day: simulator faults on")
     ap.add_argument("--workers", type=int, default=3)
+    ap.add_argument("--strategy", default=None, metavar="SPEC",
+                    help="SM_STRATEGY for the day: package.module:Class, path/to/file.py:Class or an entry-point name")
+    ap.add_argument("--strategy-version", default="breakout-v1", metavar="NAME-VERSION",
+                    help="the strategy's name-version, which the day's soak parameters are seeded for")
     ap.add_argument("--seed", type=int, default=1, help="seed of the soak's own choices (kills, the manual symbol)")
     ap.add_argument("--market-seed", default=None,
                     help="the simulator's market seed, or several separated by commas (one run each)")
@@ -750,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.day:
             soak = day_soak(admin, speed=args.speed, workers=args.workers, log_dir=log_dir,
                             market_seed=market_seed, faults=args.faults, kill_every_s=args.kill_every or 0,
-                            seed=args.seed)
+                            seed=args.seed, strategy=args.strategy, strategy_version=args.strategy_version)
         else:
             kill_every = 15 if args.kill_every is None else args.kill_every
             soak = Soak(admin, start=next_trading_day(args.start), minutes=args.minutes, speed=args.speed,

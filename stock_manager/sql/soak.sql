@@ -9,7 +9,8 @@ ON CONFLICT DO NOTHING;
 
 -- name: insert_params
 INSERT INTO trade.strategy_params (params_version, effective_date, strategy_version, params, note)
-VALUES ('soak', %(effective_date)s, 'breakout-v1', %(params)s, 'soak: short indicators')
+VALUES ('soak-' || %(strategy_version)s, %(effective_date)s, %(strategy_version)s, %(params)s,
+        'soak: short indicators')
 ON CONFLICT DO NOTHING;
 
 -- name: double_holds
