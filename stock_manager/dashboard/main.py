@@ -31,7 +31,7 @@ from stock_manager.shared.db.pool import Pool, connect, open_pool, wait_until_re
 from stock_manager.shared.heartbeat import Heartbeat
 from stock_manager.shared.logging import Redactor, redact, setup_logging
 from stock_manager.shared.service import instance_id_for
-from stock_manager.shared.settings import Mode, Settings, SettingsError, load_settings
+from stock_manager.shared.settings import Settings, SettingsError, load_settings
 
 NAME = "dashboard"
 
@@ -74,8 +74,9 @@ async def _open_writer(settings: Settings, required: bool) -> Pool | None:
 
 
 async def _clock(settings: Settings) -> Clock:
-    """The simulator's clock in sim mode (only the heartbeat's market time uses it): never wait long for it."""
-    if settings.sm_mode is Mode.SIM:
+    """The simulator's clock in sim mode and with SM_SIM_CLOCK (only the heartbeat's market time uses
+    it): never wait long for it."""
+    if settings.follows_sim_clock:
         clock = SimClock(settings.rest_url)
         await clock.start(wait_s=1.0)
         return clock
