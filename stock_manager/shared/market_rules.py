@@ -44,6 +44,17 @@ AFTER_HOURS_END = time(18, 0)
 # 시간외 단일가: limit prices within this fraction of the day's close, one uncross every 10 minutes
 AFTER_HOURS_BAND_RATE = Decimal("0.10")
 AFTER_HOURS_UNCROSS_EVERY_S = 600
+# Volatility interruption (변동성완화장치, docs/market-rules.md): a trade this far from the static
+# reference (the last single-price auction's price: the open, or the last VI auction's) or from the
+# last trade (dynamic; KOSPI200 members, others; narrower in the closing call) turns the symbol into a
+# single-price auction of VI_AUCTION_S seconds plus a random end of up to VI_MAX_RANDOM_END_S.
+STATIC_VI_RATE = Decimal("0.10")
+DYNAMIC_VI_RATE_KOSPI200 = Decimal("0.03")
+DYNAMIC_VI_RATE = Decimal("0.06")
+CLOSING_DYNAMIC_VI_RATE_KOSPI200 = Decimal("0.02")
+CLOSING_DYNAMIC_VI_RATE = Decimal("0.04")
+VI_AUCTION_S = 120
+VI_MAX_RANDOM_END_S = 30
 
 
 class Market(StrEnum):
@@ -309,3 +320,16 @@ def sell_tax(amount: Decimal | int, market: Market, traded: date, calendar: Trad
     """Sell-side tax in whole won, rounded down, at the rate of the trade's settlement date."""
     rate = sell_tax_rate(market, settlement_date(traded, calendar))
     return (Decimal(amount) * rate).to_integral_value(ROUND_DOWN)
+
+
+def dynamic_vi_rate(kospi200: bool, *, closing: bool = False) -> Decimal:
+    """How far from the last trade a trade starts a dynamic VI: 3 % / 6 % (KOSPI200 members / the
+    rest), 2 % / 4 % in the closing call."""
+    if closing:
+        return CLOSING_DYNAMIC_VI_RATE_KOSPI200 if kospi200 else CLOSING_DYNAMIC_VI_RATE
+    return DYNAMIC_VI_RATE_KOSPI200 if kospi200 else DYNAMIC_VI_RATE
+
+
+def vi_trips(price: int, reference: int, rate: Decimal) -> bool:
+    """Whether a trade at ``price`` would be ``rate`` or more away from ``reference``, either way."""
+    return reference > 0 and abs(price - reference) >= reference * rate

@@ -192,7 +192,7 @@ async def _close_with(kis: Kis, code: str, sell: int, buy: int, buyer: Kis) -> t
     if buy:
         await odno_of(buyer, "BUY", code, buy)
     after = int((await book(kis, code))["output2"]["antc_cnpr"])
-    park(sim, "15:30:31")
+    park(sim, "15:33:01")  # past a closing VI too (4 % from the last trade), which extends the call
     await until(lambda: orders(sim)[sold]["status"] not in ("ACCEPTED",))
     close = int((await kis.price(code))["stck_prpr"])
     return before, after, close, sold

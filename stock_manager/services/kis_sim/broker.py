@@ -28,7 +28,8 @@ from stock_manager.shared.market_rules import (
 from . import messages as m
 from .accounts import Account
 from .config import SimConfig
-from .market import SymbolState, day_date, day_number, hhmmss
+from .listing import NO_DESIGNATION, Designation, kospi200_members, seeded_designations
+from .market import Interruption, SymbolState, day_date, day_number, hhmmss
 from .orders import CLOSE_PRICE_DVSN, ORDER_COND, PRICELESS, Fill, Order, OrderKind, Side
 from .universe import Symbol, build_universe, universe_from_master
 
@@ -82,6 +83,7 @@ class Broker:
         self.universe: dict[str, Symbol] = (
             universe_from_master(config.master_dir, config.seed, config.extra_halted) if config.master_dir is not None
             else build_universe(config.seed, config.universe_size, config.extra_halted))
+        self.kospi200 = kospi200_members(self.universe)
         self.notices: NoticeSink = _NoNotices()
         self.fault_rng = random.Random(config.seed ^ 0x5EED)
         self.exchange_reject_rate = 0.0
@@ -98,6 +100,8 @@ class Broker:
         self._exec_seq = 0
         self._odno_date: date | None = None
         self._odno_next = self.config.odno_start
+        # the seed's designations; the control API changes them until the next reset
+        self.designations: dict[str, Designation] = seeded_designations(self.universe, self.config.seed, self.kospi200)
 
     # ------------------------------------------------------------------ lookups
 
@@ -109,10 +113,32 @@ class Broker:
         ts = self.now_ts() if now is None else now
         st = self.states.get(code)
         if st is None:
-            st = SymbolState(self.universe[code], self.config.seed, ts, self)
+            st = SymbolState(self.universe[code], self.config.seed, ts, self, kospi200=code in self.kospi200)
+            st.designation = self.designation(code)
             self.states[code] = st
         st.advance(ts)
         return st
+
+    def designation(self, code: str) -> Designation:
+        return self.designations.get(code, NO_DESIGNATION)
+
+    def designate(self, code: str, designation: Designation) -> None:
+        """Change a symbol's designations (the control API's); the market sees them at once."""
+        if designation == NO_DESIGNATION:
+            self.designations.pop(code, None)
+        else:
+            self.designations[code] = designation
+        st = self.states.get(code)
+        if st is not None:
+            st.designation = designation
+
+    def vi_now(self, code: str) -> Interruption | None:
+        """The VI the symbol is in now; None as well for a symbol nothing has touched yet."""
+        st = self.states.get(code)
+        if st is None:
+            return None
+        st.advance(self.now_ts())
+        return st.vi
 
     def account(self, app_key: str, cano: str, prdt: str, *, create: bool = True) -> Account:
         if not _ACCOUNT_RE.match(cano) or not _PRDT_RE.match(prdt):
@@ -172,6 +198,12 @@ class Broker:
         if phase is not Phase.CONTINUOUS and ord_dvsn in NO_AUCTION_DVSN:
             raise m.BizError(m.NOT_IN_AUCTION)
         if phase is Phase.CLOSING_AUCTION and ord_dvsn in NO_CLOSING_CALL_DVSN:
+            raise m.BizError(m.NOT_IN_AUCTION)
+
+    @staticmethod
+    def _vi_dvsn_check(ord_dvsn: str, st: SymbolState) -> None:
+        """A VI auction is single-price trading: the types a call refuses, it refuses too."""
+        if st.vi is not None and ord_dvsn in NO_AUCTION_DVSN:
             raise m.BizError(m.NOT_IN_AUCTION)
 
     @staticmethod
@@ -274,6 +306,7 @@ class Broker:
             raise m.BizError(m.HALTED)
         ts = now.timestamp()
         st = self.state(code, ts)
+        self._vi_dvsn_check(ord_dvsn, st)
         price = self._price(price_raw, ord_dvsn, st)
         today = trade_date(now)
         reserve = 0
@@ -350,6 +383,7 @@ class Broker:
             self._notify(c, rctf="2", accept="1", qty=qty, ts=ts)
             return Accepted(c, m.cancel_ok(self.config.env))
         self._dvsn_check(ord_dvsn, phase)
+        self._vi_dvsn_check(ord_dvsn, st)
         price = self._price(price_raw, ord_dvsn, st)
         reserve = 0
         if orig.side == "BUY":

@@ -8,7 +8,7 @@ the faults.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -20,8 +20,12 @@ from stock_manager.shared.market_rules import phase_at, trade_date
 
 from . import messages as m
 from .faults import FaultConfigError
+from .listing import STATUS_NAMES, WARN_CODES, Designation
+from .market import Interruption
 from .orders import Fill, Order
 from .sim import Sim
+
+VI_KINDS = ("static", "dynamic")
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -83,6 +87,32 @@ def fill_json(f: Fill) -> dict[str, Any]:
         "fee": f.fee,
         "tax": f.tax,
     }
+
+
+def vi_json(vi: Interruption | None) -> dict[str, Any] | None:
+    if vi is None:
+        return None
+    return {
+        "kind": vi.kind,
+        "call": vi.call,
+        "started": _iso(datetime.fromtimestamp(vi.started, UTC)),
+        "ends": _iso(datetime.fromtimestamp(vi.ends, UTC)),
+        "trigger_price": vi.trigger,
+        "reference_price": vi.reference,
+    }
+
+
+def designation_json(d: Designation) -> dict[str, Any]:
+    return {"designation": d.status, "warn_code": d.warning, "liquidation_trading": d.liquidation}
+
+
+async def _object(request: Request) -> dict[str, Any] | None:
+    """The request's JSON object body, or None when it is not one."""
+    try:
+        data = json.loads(await request.body() or b"{}")
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def routes(sim: Sim) -> list[Route]:
@@ -246,11 +276,49 @@ def routes(sim: Sim) -> list[Route]:
                         "prev_low": s.prior_low,
                         "halted": s.halted,
                         "tier": s.tier,
+                        "kospi200": s.code in sim.broker.kospi200,
+                        "vi": vi_json(sim.broker.vi_now(s.code)),
+                        **designation_json(sim.broker.designation(s.code)),
                     }
                     for s in sim.broker.universe.values()
                 ]
             }
         )
+
+    async def vi(request: Request) -> Response:
+        """Start a volatility interruption on a symbol now, at its last price (for tests)."""
+        data = await _object(request)
+        if data is None or set(data) != {"symbol", "kind"} or data["kind"] not in VI_KINDS:
+            return _json({"error": 'expected {"symbol": "005930", "kind": "static"|"dynamic"}'}, 400)
+        code = str(data["symbol"])
+        if code not in sim.broker.universe:
+            return _json({"error": f"unknown symbol {code!r}"}, 404)
+        now = sim.broker.now_ts()
+        started = sim.broker.state(code, now).force_vi(data["kind"], now)
+        if started is None:
+            return _json({"error": "a VI starts only in continuous trading, on a traded symbol not in one"}, 409)
+        return _json({"symbol": code, "vi": vi_json(started)})
+
+    async def designate(request: Request) -> Response:
+        """Change a symbol's designations (for tests); omitted fields keep their value, and
+        ``iscd_stat_cls_code`` 55 clears the status."""
+        data = await _object(request)
+        keys = {"symbol", "iscd_stat_cls_code", "mrkt_warn_cls_code", "sltr_yn"}
+        if data is None or "symbol" not in data or not set(data) <= keys:
+            expected = 'expected {"symbol", "iscd_stat_cls_code"?, "mrkt_warn_cls_code"?, "sltr_yn"?}'
+            return _json({"error": expected}, 400)
+        code = str(data["symbol"])
+        if code not in sim.broker.universe:
+            return _json({"error": f"unknown symbol {code!r}"}, 404)
+        was = sim.broker.designation(code)
+        status = data.get("iscd_stat_cls_code", was.status or "55")
+        warning = data.get("mrkt_warn_cls_code", was.warning)
+        sltr = data.get("sltr_yn", "Y" if was.liquidation else "N")
+        if status not in (*STATUS_NAMES, "55") or warning not in WARN_CODES or sltr not in ("Y", "N"):
+            return _json({"error": f"iscd_stat_cls_code one of {[*STATUS_NAMES, '55']} (halts are extra_halted), "
+                                   f"mrkt_warn_cls_code one of {sorted(WARN_CODES)}, sltr_yn Y or N"}, 400)
+        sim.broker.designate(code, Designation(None if status == "55" else status, warning, sltr == "Y"))
+        return _json({"symbol": code, **designation_json(sim.broker.designation(code))})
 
     return [
         Route("/sim/orders", orders, methods=["GET"]),
@@ -263,4 +331,6 @@ def routes(sim: Sim) -> list[Route]:
         Route("/sim/symbols", symbols, methods=["GET"]),
         Route("/sim/stats", stats, methods=["GET"]),
         Route("/sim/manual-order", manual_order, methods=["POST"]),
+        Route("/sim/vi", vi, methods=["POST"]),
+        Route("/sim/designate", designate, methods=["POST"]),
     ]

@@ -15,7 +15,8 @@ from datetime import date
 from stock_manager.shared.market_rules import Phase, tick_size
 
 from .accounts import Account, Position, business_days_before
-from .market import BOOK_LEVELS, Candle, Print, SymbolState, day_start, hhmmss
+from .listing import HALTED_STATUS, NORMAL_STATUS
+from .market import BOOK_LEVELS, BUY_SIDE, SELL_SIDE, Candle, Cross, Print, SymbolState, day_start, hhmmss
 from .orders import ORD_DVSN_NAMES, Order, OrderKind
 from .universe import Symbol
 
@@ -75,6 +76,22 @@ def mkop_code(st: SymbolState) -> str:
     if phase is Phase.AFTER_HOURS:
         return "40"
     return "30"
+
+
+def vi_code(st: SymbolState) -> str:
+    """vi_cls_code (VI적용구분코드): ``Y`` while the symbol is in a VI, else ``N``.
+
+    KIS documents the field's values only on its market-status feed (H0STMKO0: "Y VI적용된 종목, N VI적용되지
+    않은 종목"); inquire-price's examples show ``N``.  Which VI it is, KIS tells apart only in its VI
+    status query (vi_kind_code 1 static, 2 dynamic, 3 both), which the simulator does not serve.
+    """
+    return "N" if st.vi is None else "Y"
+
+
+def hour_code(st: SymbolState) -> str:
+    """HOUR_CLS_CODE of H0STCNT0 (field 43) and H0STASP0 (field 2): ``C`` (9시 이후의 예상가, VI발동)
+    during a VI auction, else ``0`` (장중)."""
+    return "C" if st.vi is not None else "0"
 
 
 def _indicative(st: SymbolState) -> tuple[int, int]:
@@ -146,19 +163,22 @@ def inquire_price(st: SymbolState) -> dict[str, str]:
     price = s.last
     vwap = s.value / s.volume if s.volume else float(price)
     halted = sym.halted
+    designated = st.designation
+    full_margin = halted or designated.full_margin
     w52_hi = max(sym.prior_high, int(st.base * _static(sym, "w52h", 1.05, 1.6)))
     w52_lo = min(sym.prior_low, int(st.base * _static(sym, "w52l", 0.5, 0.95)))
     eps = _static(sym, "eps", 0.02, 0.12) * st.base
     bps = _static(sym, "bps", 0.4, 1.5) * st.base
     return {
-        "iscd_stat_cls_code": "58" if halted else "55",
-        "marg_rate": "100.00" if sym.tier == 3 else "40.00" if sym.tier == 2 else "20.00",
-        "rprs_mrkt_kor_name": "KOSPI" if sym.market_name == "KOSPI" else "KOSDAQ",
+        "iscd_stat_cls_code": HALTED_STATUS if halted else designated.status or NORMAL_STATUS,
+        "marg_rate": "100.00" if sym.tier == 3 or designated.full_margin else "40.00" if sym.tier == 2 else "20.00",
+        # KIS names a KOSPI200 member's market KOSPI200 (its own example, 000660)
+        "rprs_mrkt_kor_name": "KOSDAQ" if sym.market_name != "KOSPI" else "KOSPI200" if st.kospi200 else "KOSPI",
         "bstp_kor_isnm": "기타",
         "temp_stop_yn": "Y" if halted else "N",
         "oprc_rang_cont_yn": "N",
         "clpr_rang_cont_yn": "N",
-        "crdt_able_yn": "N" if halted else "Y",
+        "crdt_able_yn": "N" if full_margin else "Y",
         "grmn_rate_cls_code": "40",
         "elw_pblc_yn": "N",
         "stck_prpr": str(price),
@@ -223,13 +243,13 @@ def inquire_price(st: SymbolState) -> dict[str, str]:
         "fcam_cnnm": "500",
         "cpfn_cnnm": f"{max(1, sym.listed_shares * 500 // 100_000_000):,} 억",
         "frgn_hldn_qty": str(int(sym.listed_shares * _static(sym, "frgn", 0, 0.55))),
-        "vi_cls_code": "N",
+        "vi_cls_code": vi_code(st),
         "ovtm_vi_cls_code": "N",
         "last_ssts_cntg_qty": "0",
         "invt_caful_yn": "N",
-        "mrkt_warn_cls_code": "00",
-        "short_over_yn": "N",
-        "sltr_yn": "N",
+        "mrkt_warn_cls_code": designated.warning,
+        "short_over_yn": "Y" if designated.status == "59" else "N",
+        "sltr_yn": "Y" if designated.liquidation else "N",
     }
 
 
@@ -282,7 +302,7 @@ def asking_price(st: SymbolState, changes: BookChanges) -> tuple[dict[str, str],
         "antc_cntg_prdy_ctrt": pct(antc - st.base, st.base) if antc else "0.00",
         "antc_vol": str(antc_vol),
         "stck_shrn_iscd": st.sym.code,
-        "vi_cls_code": "N",
+        "vi_cls_code": vi_code(st),
     }
     return out1, out2
 
@@ -432,10 +452,17 @@ def cnt_record(st: SymbolState, p: Print) -> list[str]:
         pct(s.volume, sym.listed_shares),
         str(same_time_prior),
         pct(s.volume, same_time_prior),
-        "0",
+        hour_code(st),
         "",
-        str(s.open or st.base),  # VI_STND_PRC: the day's VI reference is its open on KIS's frames
+        str(st.static_ref),  # VI_STND_PRC: the open on KIS's frames, a VI auction's price after one
     ]
+
+
+def cnt_indicative(st: SymbolState, cross: Cross) -> list[str]:
+    """An H0STCNT0 record during a VI auction: the indicative price where the trade price goes, no
+    volume of its own (CNTG_VOL 0), HOUR_CLS_CODE ``C``; the day's figures stay as they were."""
+    side = BUY_SIDE if cross.demand >= cross.supply else SELL_SIDE
+    return cnt_record(st, Print(st.t, cross.price, 0, side))
 
 
 def asp_record(st: SymbolState, n_fields: int, changes: BookChanges) -> list[str]:
@@ -445,7 +472,7 @@ def asp_record(st: SymbolState, n_fields: int, changes: BookChanges) -> list[str
     pa, pb = _pad(asks), _pad(bids)
     antc, antc_vol = _indicative(st)
     ovtm_ask, ovtm_bid = st.off_hours_depth()
-    out = [st.sym.code, hhmmss(st.t), "0"]
+    out = [st.sym.code, hhmmss(st.t), hour_code(st)]
     out += [str(p) for p, _ in pa]
     out += [str(p) for p, _ in pb]
     out += [str(q) for _, q in pa]

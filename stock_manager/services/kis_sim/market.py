@@ -33,6 +33,7 @@ import heapq
 import math
 import random
 import zlib
+from bisect import insort
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,17 +44,23 @@ from stock_manager.shared.calendar import Session
 from stock_manager.shared.market_rules import (
     AFTER_HOURS_UNCROSS_EVERY_S,
     CLOSE_UNCROSS_MAX_DELAY_S,
+    STATIC_VI_RATE,
+    VI_AUCTION_S,
+    VI_MAX_RANDOM_END_S,
     Market,
     Phase,
     after_hours_limits,
+    dynamic_vi_rate,
     phase_at,
     price_limits,
     round_to_tick,
     session_on,
     tick_size,
     ticks_away,
+    vi_trips,
 )
 
+from .listing import NO_DESIGNATION
 from .orders import Order
 from .universe import TIER_LEVEL_VALUE, TIER_PRINT_RATE, TIER_PRINT_VALUE, TIER_REFILL_S, Symbol
 
@@ -66,6 +73,10 @@ BOOK_LEVELS = 10
 MAX_PRINTS_PER_CHUNK = 12
 MAX_COLD_PRINTS_PER_CHUNK = 4
 SESSION_S = 23_400.0
+# The walk's daily volatility of log price is capped at the liquid tier's widest.  With the thin
+# tiers' own (up to 7.7 %) a day tripped about 160 static VIs across 2,500 names; capped, about ten,
+# so a VI is an event a test can provoke (POST /sim/vi) rather than noise in every run.
+WALK_MAX_DAILY_VOL = 0.035
 
 PrintSide = Literal[1, 3, 5]  # CCLD_DVSN: 1 buy-initiated (+), 3 the opening call (장전), 5 sell-initiated (-)
 BUY_SIDE: PrintSide = 1
@@ -126,6 +137,13 @@ POST_CLOSE_ARRIVALS = 40
 AFTER_HOURS_CROWD_SHARE = (0.0005, 0.002)
 AFTER_HOURS_WIDTH_VOL = 0.3
 AFTER_HOURS_DRIFT_VOL = 0.05
+# A VI auction's crowd, as a share of the prior day's volume: about what two minutes of the day bring.
+VI_CROWD_SHARE = (0.003, 0.008)
+
+ViKind = Literal["static", "dynamic", "both"]
+# which single-price auction a VI is: an extended opening call, its own two minutes in the session,
+# or an extended closing call
+ViCall = Literal["open", "session", "close"]
 
 
 def day_number(ts: float) -> int:
@@ -195,6 +213,24 @@ def opening_call_crowded(seed: int, code: str, tier: int, day_no: int) -> bool:
     rng = day_rng(seed, code, day_no, "open-call")
     nobody = math.exp(-OPEN_CALL_ORDERS[min(tier, len(OPEN_CALL_ORDERS) - 1)])
     return rng.random() >= nobody and rng.random() >= nobody
+
+
+def vi_uncross_delay(seed: int, code: str, day_no: int, n: int) -> float:
+    """Seconds after its two minutes at which the day's ``n``-th VI auction (from 0) uncrosses (KRX's
+    random end), to the millisecond; drawn as the closing uncross's is."""
+    return round(day_rng(seed, code, day_no, f"vi-{n}").uniform(0.0, VI_MAX_RANDOM_END_S), 3)
+
+
+@dataclass(frozen=True, slots=True)
+class Interruption:
+    """One volatility interruption (변동성완화장치): the trade that did not happen and the auction instead."""
+
+    kind: ViKind
+    call: ViCall
+    started: float
+    ends: float  # when its auction uncrosses (a closing one: the extended close)
+    trigger: int  # the price that would have traded
+    reference: int  # what it was measured from: the static reference, or the last trade (dynamic)
 
 
 def _softplus(x: float) -> float:
@@ -416,11 +452,13 @@ class _Lot:
 
 
 class SymbolState:
-    def __init__(self, sym: Symbol, seed: int, now: float, sink: FillSink) -> None:
+    def __init__(self, sym: Symbol, seed: int, now: float, sink: FillSink, *, kospi200: bool = False) -> None:
         self.sym = sym
         self.sink = sink
+        self.kospi200 = kospi200  # its dynamic VI band is 3 %, not 6 %
+        self.designation = NO_DESIGNATION  # the broker's (it keeps them); 정리매매 and 단기과열 have no VI
         self.rng = random.Random(f"{seed}:{sym.code}")
-        self.sigma_s = sym.daily_vol / math.sqrt(SESSION_S)
+        self.sigma_s = min(sym.daily_vol, WALK_MAX_DAILY_VOL) / math.sqrt(SESSION_S)
         self.rate = TIER_PRINT_RATE[sym.tier]
         self.day_no = day_number(now)
         self.t = day_start(self.day_no)
@@ -459,6 +497,12 @@ class SymbolState:
             | {DAY_S}
         )
         self.closed = False
+        # VI: the static reference (the base until the day's first trade, then the open, then each VI
+        # auction's price), the interruption running now, and the day's interruptions so far
+        self.static_ref = self.base
+        self.vi: Interruption | None = None
+        self.vis: list[Interruption] = []
+        self._vi_end_offset: float | None = None
         # the day's close and the 시간외 단일가 band around it, set by the closing uncross
         self.close_price = self.base
         self.ah_lower, self.ah_upper = self.lower, self.upper
@@ -497,6 +541,10 @@ class SymbolState:
         off = self.t - day_start(self.day_no)
         dt = self.times
         return dt.open_auction <= off < dt.open or (off >= dt.close_auction and not self.closed)
+
+    def in_auction(self) -> bool:
+        """A scheduled call or a VI auction: orders collect and nothing trades until it uncrosses."""
+        return self.in_call() or self.vi is not None
 
     def advance(self, now: float) -> None:
         nd = day_number(now)
@@ -542,8 +590,13 @@ class SymbolState:
             seg_end = min(end, start + nxt)
             dt = self.times
             if self.trading_day and not self.sym.halted:
-                if dt.open <= off < dt.close_auction:
-                    self._continuous(self.t, seg_end)
+                if dt.open <= off < dt.close_auction and self.vi is not None:
+                    self._walk(seg_end - self.t)
+                elif dt.open <= off < dt.close_auction:
+                    stopped = self._continuous(self.t, seg_end)
+                    if stopped is not None:  # a VI began there: its auction runs from then on
+                        self.t = stopped
+                        continue
                 elif dt.open_auction <= off < self.close_offset:
                     self._walk(seg_end - self.t)
                 elif dt.post_close <= off < dt.after_hours:
@@ -554,19 +607,30 @@ class SymbolState:
 
     def _boundary(self, offset: float, ts: float) -> None:
         dt = self.times
+        if offset == self._vi_end_offset:
+            self._vi_end_offset = None
+            self._end_vi(ts)
         if offset == dt.open:
-            self._uncross(ts, closing=False)
+            if not self._opening_vi(ts):
+                self._uncross(ts, closing=False)
         elif offset == dt.close_auction:
-            # the closing call collects everything still open; 조건부지정가 turns into market
-            for o in self._all_open_orders():
+            # the closing call collects everything still open (a VI auction still running joins it);
+            # 조건부지정가 turns into market
+            self.vi = None
+            self._vi_end_offset = None
+            orders = self._all_open_orders()
+            for o in orders:
                 if o.ord_dvsn == "02":
                     o.aggressive = True
-                self.auction.append(o)
+            self.auction = orders
             self.bids.clear()
             self.asks.clear()
             self.takers.clear()
+        elif offset == self.close_offset and self._closing_vi(ts):
+            pass  # the closing call goes on for two minutes more
         elif offset == self.close_offset:
             leftovers = self._all_open_orders()
+            self.vi = None
             self._uncross(ts, closing=True)
             for o in leftovers:
                 if o.live:
@@ -698,6 +762,7 @@ class SymbolState:
         st.last = price
         if not st.open:
             st.open, st.high, st.low = price, price, price
+            self.static_ref = price  # the open is the static VI reference
             st.open_ts = st.high_ts = st.low_ts = ts
         if price > st.high:
             st.high, st.high_ts = price, ts
@@ -731,7 +796,8 @@ class SymbolState:
             self.print_hook(self, Print(ts, price, qty, side))
         self.book_dirty = True
 
-    def _continuous(self, t0: float, t1: float) -> None:
+    def _continuous(self, t0: float, t1: float) -> float | None:
+        """Continuous trading from ``t0`` to ``t1``; the moment a VI stopped it, if one did."""
         start = day_start(self.day_no)
         t = t0
         rng = self.rng
@@ -755,13 +821,18 @@ class SymbolState:
                 self._external_print(BUY_SIDE if rng.random() < 0.5 else SELL_SIDE, value, ti)
                 if busy:
                     self._match(ti)
+                if self.vi is not None:
+                    return ti
             self._walk(m_end - last)
             if busy or self.consumed[0] or self.consumed[1]:
                 self._refill(m_end)
                 self._match(m_end)
+                if self.vi is not None:
+                    return m_end
             else:
                 self.refill_ts = m_end
             t = m_end
+        return None
 
     def _external_print(self, side: PrintSide, value: float, ts: float) -> None:
         ask, bid = self.best()
@@ -783,10 +854,12 @@ class SymbolState:
             limit = key if side == BUY_SIDE else -key
             if (side == BUY_SIDE and limit > price) or (side == SELL_SIDE and limit < price):
                 break
+            if self._interrupts(limit, ts):
+                return
             q = min(size, o.remaining)
             self._fill(o, q, limit, ts, side)
             size -= q
-        if size > 0:
+        if size > 0 and not self._interrupts(price, ts):
             self._record(price, size, side, ts)
 
     def _fill(self, o: Order, qty: int, price: int, ts: float, side: PrintSide) -> None:
@@ -798,8 +871,8 @@ class SymbolState:
     def submit(self, o: Order, ts: float) -> None:
         """Enter an accepted order; the caller has advanced the state to ``ts``."""
         phase = self.phase()
-        if phase in (Phase.PRE_OPEN, Phase.CLOSING_AUCTION):
-            self.auction.append(o)
+        if phase in (Phase.PRE_OPEN, Phase.CLOSING_AUCTION) or self.vi is not None:
+            self.auction.append(o)  # a market order joins as a market order (limit None in the cross)
             self.book_dirty = True  # the indicative price moves with the orders
             return
         if phase is Phase.POST_CLOSE:
@@ -824,6 +897,9 @@ class SymbolState:
             return
         if o.cond != "0":
             self.sink.on_ioc_cancel(o, ts)
+        elif self.vi is not None:  # it started a VI: what is left joins the auction
+            self.auction.append(o)
+            self.book_dirty = True
         elif o.aggressive:
             self.takers.append(o)
         else:
@@ -839,8 +915,11 @@ class SymbolState:
     def _available(self, o: Order) -> int:
         side = 0 if o.side == "BUY" else 1
         total = 0
+        last = self.stats.last
         for price, qty in self.levels(side):
             if not o.aggressive and ((side == 0 and price > o.limit) or (side == 1 and price < o.limit)):
+                break
+            if self._vi_kind(price, last) is not None:  # the order would stop there, in a VI
                 break
             total += qty
         return total
@@ -849,19 +928,24 @@ class SymbolState:
         """Take liquidity at the book's prices, up to the order's limit unless it is a market order."""
         side = 0 if o.side == "BUY" else 1
         print_side = BUY_SIDE if side == 0 else SELL_SIDE
+        last = self.stats.last  # a sweep's dynamic VI is measured from the trade before the order
         for price, qty in self.levels(side):
-            if o.remaining <= 0 or o.dead:
+            if o.remaining <= 0 or o.dead or self.vi is not None:
                 return
             if not o.aggressive and ((side == 0 and price > o.limit) or (side == 1 and price < o.limit)):
                 return
             q = min(qty, o.remaining)
             if q <= 0:
                 continue
+            if self._interrupts(price, ts, last):
+                return
             self._consume(side, price, q)
             self._fill(o, q, price, ts, print_side)
 
     def _match(self, ts: float) -> None:
         """Fill what the market now reaches: waiting market orders, then crossed limit orders."""
+        if self.vi is not None:
+            return
         if self.takers:
             for o in list(self.takers):
                 if o.live:
@@ -887,6 +971,8 @@ class SymbolState:
                     q = min(qty, o.remaining)
                     if q <= 0:
                         continue
+                    if self._interrupts(limit, ts):
+                        return
                     self._consume(side, price, q)
                     # a resting order trades at its own price; the counterparty is the aggressor
                     self._fill(o, q, limit, ts, SELL_SIDE if side == 0 else BUY_SIDE)
@@ -940,19 +1026,34 @@ class SymbolState:
                     self.sink.on_fill(o, q, result.price, ts)
 
     def indicative(self) -> Cross | None:
-        """What the running call auction would uncross at now (KRX's 예상체결가), or None outside one."""
-        if not self.in_call():
+        """What the running call or VI auction would uncross at now (KRX's 예상체결가), or None outside one."""
+        crowd = self._auction_crowd()
+        if crowd is None:
             return None
-        closing = self.t - day_start(self.day_no) >= self.times.close_auction
-        cross = self._cross(self.auction, self.grid(), self._call_crowd(closing), self.fair())[0]
+        cross = self._cross(self.auction, self.grid(), crowd, self.fair())[0]
         return cross if cross.volume else None  # nothing would trade: no indicative price
 
-    def _uncross(self, ts: float, *, closing: bool) -> None:
+    def _auction_crowd(self) -> Crowd | None:
+        """The crowd of the single-price auction running now; None in continuous trading."""
+        if self.vi is not None and self.vi.call == "session":
+            return self._vi_crowd(len(self.vis) - 1)
+        if self.vi is not None and self.vi.call == "open":
+            return self._call_crowd(False)
+        if not self.in_call():
+            return None
+        return self._call_crowd(self.t - day_start(self.day_no) >= self.times.close_auction)
+
+    def _uncross(self, ts: float, *, closing: bool, crowd: Crowd | None = None) -> None:
+        """The opening or closing call's uncross, or with ``crowd`` a VI auction's, whose price becomes
+        the static reference."""
         orders = [o for o in self.auction if o.live]
         self.auction = []
-        result, buys, sells = self._cross(orders, self.grid(), self._call_crowd(closing), self.fair())
+        result, buys, sells = self._cross(orders, self.grid(), crowd or self._call_crowd(closing), self.fair())
         self._execute(result, buys, sells, ts)
-        side = OPENING_CALL if not closing else BUY_SIDE if result.demand >= result.supply else SELL_SIDE
+        opening = not closing and crowd is None
+        side = OPENING_CALL if opening else BUY_SIDE if result.demand >= result.supply else SELL_SIDE
+        if crowd is not None:  # before the print, whose frame carries it (VI_STND_PRC)
+            self.static_ref = result.price
         if closing or result.volume:
             # an opening call that trades nothing prints nothing: the first continuous trade is the open
             self._record(result.price, max(1, result.volume), side, ts)
@@ -969,6 +1070,102 @@ class SymbolState:
             else:
                 self._rest(o)
         self._match(ts)
+
+    # ------------------------------------------------------------------ volatility interruptions
+
+    def _vi_kind(self, price: int, last: int, *, closing: bool = False) -> ViKind | None:
+        """Which VI a trade at ``price`` would start; ``last`` is the trade a dynamic VI is measured from."""
+        if self.designation.vi_exempt:
+            return None
+        static = vi_trips(price, self.static_ref, STATIC_VI_RATE)
+        dynamic = vi_trips(price, last, dynamic_vi_rate(self.kospi200, closing=closing))
+        if static:
+            return "both" if dynamic else "static"
+        return "dynamic" if dynamic else None
+
+    def _interrupts(self, price: int, ts: float, last: int | None = None) -> bool:
+        """Whether a trade at ``price`` now trips a VI; if so the VI starts and the trade does not happen."""
+        last = self.stats.last if last is None else last
+        kind = self._vi_kind(price, last)
+        if kind is None:
+            return False
+        self._start_vi(kind, "session", price, last if kind == "dynamic" else self.static_ref, ts)
+        return True
+
+    def _start_vi(self, kind: ViKind, call: ViCall, trigger: int, reference: int, ts: float) -> Interruption:
+        """Two minutes of single-price auction plus the random end.  In the session what rests in the
+        book stays and joins the auction, as do market orders waiting for liquidity; an extended call
+        keeps the orders it has."""
+        start = day_start(self.day_no)
+        delay = vi_uncross_delay(self.seed, self.sym.code, self.day_no, len(self.vis))
+        offset = round(ts - start + VI_AUCTION_S + delay, 3)
+        vi = Interruption(kind, call, ts, start + offset, trigger, reference)
+        self.vi = vi
+        self.vis.append(vi)
+        insort(self._bounds, offset)
+        if call == "close":
+            self.close_offset = offset
+        else:
+            self._vi_end_offset = offset
+        if call == "session":
+            self.auction = self._all_open_orders()
+            self.bids.clear()
+            self.asks.clear()
+            self.takers.clear()
+        self.book_dirty = True
+        return vi
+
+    def _end_vi(self, ts: float) -> None:
+        """The VI auction uncrosses and continuous trading resumes."""
+        vi = self.vi
+        if vi is None or vi.call == "close":
+            return
+        self.vi = None
+        if vi.call == "open":
+            self._uncross(ts, closing=False)  # the open, late
+        else:
+            self._uncross(ts, closing=False, crowd=self._vi_crowd(len(self.vis) - 1))
+
+    def _vi_crowd(self, n: int) -> Crowd:
+        """The crowd of the day's ``n``-th VI auction: centred on the fair value, as deep as a share of
+        yesterday's volume drawn per VI (so the indicative price and the uncross agree)."""
+        rng = day_rng(self.seed, self.sym.code, self.day_no, f"vi-crowd-{n}")
+        depth = max(1, self.prior_volume) * rng.uniform(*VI_CROWD_SHARE) / math.log(2)
+        return Crowd(math.exp(self.x), depth, self.sym.daily_vol * CROWD_WIDTH_VOL)
+
+    def _opening_vi(self, ts: float) -> bool:
+        """At the open: whether the opening price would be 10 % or more from the static reference (the
+        base), a static VI that extends the opening call.  No dynamic VI applies to the open."""
+        cross = self._cross(self.auction, self.grid(), self._call_crowd(False), self.fair())[0]
+        if not cross.volume or self.designation.vi_exempt or not vi_trips(cross.price, self.static_ref, STATIC_VI_RATE):
+            return False
+        self._start_vi("static", "open", cross.price, self.static_ref, ts)
+        return True
+
+    def _closing_vi(self, ts: float) -> bool:
+        """When the closing call would uncross: whether its price trips a VI (static, or 2 % / 4 % from
+        the last trade), which extends the call, once."""
+        if self.vi is not None:
+            return False
+        cross = self.indicative()
+        last = self.stats.last
+        kind = None if cross is None else self._vi_kind(cross.price, last, closing=True)
+        if cross is None or kind is None:
+            return False
+        self._start_vi(kind, "close", cross.price, last if kind == "dynamic" else self.static_ref, ts)
+        return True
+
+    def force_vi(self, kind: Literal["static", "dynamic"], ts: float) -> Interruption | None:
+        """Start a VI now at the last price, as if a trade had tripped it (the control API's, for tests);
+        None outside continuous trading or when one is already running.  The caller has advanced the
+        state to ``ts``."""
+        off = self.t - day_start(self.day_no)
+        if not self.trading_day or self.sym.halted or self.vi is not None:
+            return None
+        if not self.times.open <= off < self.times.close_auction:
+            return None
+        last = self.stats.last
+        return self._start_vi(kind, "session", last, self.static_ref if kind == "static" else last, ts)
 
     # ------------------------------------------------------------------ after the close
 

@@ -123,6 +123,8 @@ class Hub:
         self.pending: dict[str, deque[list[str]]] = {}
         self.asp_last: dict[str, float] = {}
         self.asp_books = fmt.BookChanges()  # what the last H0STASP0 frame showed, per symbol
+        # per symbol in a VI: when its last indicative H0STCNT0 frame went out, and its (price, volume)
+        self.vi_sent: dict[str, tuple[float, tuple[int, int]]] = {}
         self._last_drop = time.monotonic()
         self.cni_tr = "H0STCNI0" if sim.config.env == "real" else "H0STCNI9"
 
@@ -316,6 +318,7 @@ class Hub:
                     s.send(frame)
         self.pending.clear()
         wall = time.monotonic()
+        self._send_vi_indications(wall)
         n_fields = self.sim.config.asking_price_fields
         for code, watchers in self.asp_watch.items():
             book = broker.states.get(code)
@@ -324,6 +327,24 @@ class Hub:
             book.book_dirty = False
             self.asp_last[code] = wall
             frame = "0|H0STASP0|001|" + "^".join(fmt.asp_record(book, n_fields, self.asp_books))
+            for s in watchers:
+                s.send(frame)
+
+    def _send_vi_indications(self, wall: float) -> None:
+        """During a VI no trade prints: H0STCNT0 carries the indicative price instead (HOUR_CLS_CODE
+        ``C``), when it changes and at least every ``ASP_REFRESH_S``."""
+        for code, watchers in self.cnt_watch.items():
+            st = self.sim.broker.states.get(code)
+            cross = st.indicative() if st is not None and st.vi is not None else None
+            if st is None or cross is None:
+                self.vi_sent.pop(code, None)
+                continue
+            shown = (cross.price, cross.volume)
+            sent = self.vi_sent.get(code)
+            if sent is not None and sent[1] == shown and wall - sent[0] < ASP_REFRESH_S:
+                continue
+            self.vi_sent[code] = (wall, shown)
+            frame = "0|H0STCNT0|001|" + "^".join(fmt.cnt_indicative(st, cross))
             for s in watchers:
                 s.send(frame)
 
