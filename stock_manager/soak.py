@@ -72,6 +72,7 @@ from stock_manager.shared.db.migrate import migrate
 from stock_manager.shared.market_rules import POST_CLOSE_START, Market, price_limits
 from stock_manager.shared.resources import package_path
 from stock_manager.shared.sql import load_queries
+from stock_manager.shared.trade_states import ORDER_AWAITING_BROKER, STATUS_SETS
 from stock_manager.supervisor import ChildSpec, Supervisor
 
 Q = load_queries(package_path(__package__, "sql", "soak.sql"))
@@ -468,7 +469,7 @@ class Soak:
 
     async def _quiet(self) -> bool:
         async with await psycopg.AsyncConnection.connect(self.url, row_factory=dict_row) as conn:
-            row = await (await conn.execute(Q["unsettled"])).fetchone()
+            row = await (await conn.execute(Q["unsettled"], STATUS_SETS)).fetchone()
         return row is not None and row["intents"] == 0 and row["orders"] == 0 and not await self._fill_mismatches()
 
     async def _halt_entries(self) -> None:
@@ -528,7 +529,7 @@ class Soak:
         self._check_orders(res, orders, ours, amends)
         open_intents = [i for i in intents if i["status"] in ("NEW", "PROCESSING")]
         res.check("every intent is final", not open_intents, f"{len(open_intents)} open" if open_intents else "")
-        doubt = [o for o in ours if o["status"] in ("PENDING_SUBMIT", "IN_DOUBT")]
+        doubt = [o for o in ours if o["status"] in ORDER_AWAITING_BROKER]
         res.check("nothing left in doubt", not doubt, f"{len(doubt)} orders" if doubt else "")
         mismatched = await self._fill_mismatches()
         res.check("each order's fills equal the broker's", not mismatched,

@@ -30,6 +30,7 @@ import httpx
 from loguru import logger
 
 from stock_manager.shared.db.pool import Pool
+from stock_manager.shared.locks import Lock, lock_params
 from stock_manager.shared.logging import Redactor
 from stock_manager.shared.resources import package_path
 from stock_manager.shared.sql import load_queries
@@ -206,7 +207,7 @@ class Alerter:
     async def run_once(self) -> int:
         """One pass: record new alerts, send what the limits allow.  Returns the alerts sent."""
         async with self.pool.connection() as conn, conn.transaction():
-            locked = await (await conn.execute(Q["try_lock"])).fetchone()
+            locked = await (await conn.execute(Q["try_lock"], lock_params(Lock.ALERT_LOOP))).fetchone()
             if not locked or not locked["locked"]:
                 return 0  # another dashboard is sending
             await self._record_events(conn)

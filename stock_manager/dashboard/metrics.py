@@ -11,6 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from stock_manager.shared import trade_states
+from stock_manager.shared.trade_states import OrderStatus
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "stock_manager_"
 
@@ -55,7 +58,7 @@ def exposition(families: Iterable[Family]) -> str:
 
 
 STATES = ("ACTIVE", "REDUCING", "HALTED")
-ORDER_OPEN = ("PENDING_SUBMIT", "IN_DOUBT", "SUBMITTED", "PARTIAL")
+ORDER_OPEN = tuple(s.value for s in OrderStatus if s in trade_states.ORDER_OPEN)  # in the lifecycle's order
 
 
 def families(snap: dict[str, Any], data: dict[str, Any]) -> list[Family]:

@@ -57,8 +57,25 @@ class WorkerStatus(StrEnum):
 INTENT_TERMINAL = frozenset(
     {IntentStatus.SUBMITTED, IntentStatus.DUPLICATE, IntentStatus.REJECTED, IntentStatus.FAILED}
 )
+INTENT_OPEN = frozenset(set(IntentStatus) - INTENT_TERMINAL)
 ORDER_TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.ERROR})
 ORDER_OPEN = frozenset(set(OrderStatus) - ORDER_TERMINAL)
+# written ahead or in doubt: the broker's word on whether it has the order is still awaited
+ORDER_AWAITING_BROKER = frozenset({OrderStatus.PENDING_SUBMIT, OrderStatus.IN_DOUBT})
+# at the broker (it gave the order a number) and still working there
+ORDER_WORKING = frozenset({OrderStatus.SUBMITTED, OrderStatus.PARTIAL})
+AMENDMENT_AWAITING_BROKER = frozenset({"PENDING_SUBMIT", "IN_DOUBT"})
+
+# The status sets as query parameters: SQL never spells them out (``status = ANY(%(open_orders)s)``).
+# Pass them along with a query's own parameters (``{**STATUS_SETS, ...}``); psycopg ignores the ones
+# a query does not name.
+STATUS_SETS: dict[str, list[str]] = {
+    "open_intents": sorted(INTENT_OPEN),
+    "open_orders": sorted(ORDER_OPEN),
+    "awaiting_orders": sorted(ORDER_AWAITING_BROKER),
+    "working_orders": sorted(ORDER_WORKING),
+    "awaiting_amendments": sorted(AMENDMENT_AWAITING_BROKER),
+}
 
 _I = IntentStatus
 INTENT_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(

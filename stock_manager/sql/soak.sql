@@ -22,8 +22,8 @@ SELECT current_symbol, count(*) AS n
 HAVING count(*) > 1;
 
 -- name: unsettled
-SELECT (SELECT count(*) FROM trade.order_intents WHERE status IN ('NEW', 'PROCESSING')) AS intents,
-       (SELECT count(*) FROM trade.orders WHERE status IN ('PENDING_SUBMIT', 'IN_DOUBT')) AS orders;
+SELECT (SELECT count(*) FROM trade.order_intents WHERE status = ANY(%(open_intents)s)) AS intents,
+       (SELECT count(*) FROM trade.orders WHERE status = ANY(%(awaiting_orders)s)) AS orders;
 
 -- name: position_checks_since
 -- Execution's comparisons of the broker's holdings with our fills made after a moment (wall time).

@@ -21,6 +21,7 @@ N_KILLS = int(os.environ.get("SM_CRASH_KILLS", "4"))
 FAULTS = {"http_500_rate": 0.05, "egw00201_rate": 0.05, "timeout_rate": 0.03, "lost_response_rate": 0.05,
           "fault_paths": ["order-cash"]}
 CRASH_ENV = {"KIS_ORDER_TIMEOUT_S": "2", "KIS_READ_TIMEOUT_S": "5", "SM_EXEC_STALE_PENDING_S": "3",
+             "SM_EXEC_SEND_DEADLINE_S": "2",  # before a resolver may take a write-ahead (stale pending)
              "SM_EXEC_OWNER_DEAD_AFTER_S": "3", "SM_EXEC_IN_DOUBT_GRACE_S": "1", "SM_EXEC_LEASE_TTL_S": "3",
              # lists that reach back only a second before the oldest open order: in-doubt orders
              # are resolved, and re-sent only when absent, from lists that leave the rest out

@@ -63,8 +63,7 @@ def make_reconciler(pool: Pool, clock: SystemClock | ManualClock) -> Reconciler:
     # the parts tested here never call the broker: lists are handed to them
     ex = Exec(pool, cast(Broker, None), clock, cfg, "test", Waker())
     notices = NoticeApplier(ex)
-    return Reconciler(ex, notices, Submitter(ex, FundsView(cfg.commission_rate), notices),
-                      FundsView(cfg.commission_rate))
+    return Reconciler(ex, notices, Submitter(ex, FundsView(ex.fees), notices), FundsView(ex.fees))
 
 
 async def test_the_list_reaches_back_to_the_oldest_open_order(admin_pool: Pool) -> None:

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from stock_manager.shared.db.pool import open_pool
 from stock_manager.shared.kis.pg_ports import PgRateLimiter, PgTokenStore
 from stock_manager.shared.kis.ports import CachedToken, Priority
+from stock_manager.shared.locks import TOKEN_LOCK_CLASS
 from tests.support.pg import TestDb
 
 KEY = "kis-real-0123456789abcdef"
@@ -76,7 +77,7 @@ async def test_the_issue_lock_dies_with_its_process(db: TestDb) -> None:
         [sys.executable, "-c", textwrap.dedent(f"""
             import psycopg, time
             c = psycopg.connect({db.url('execution')!r}, autocommit=True)
-            c.execute("SELECT pg_advisory_lock(hashtextextended('kis-token:' || %s, 0))", ({KEY!r},))
+            c.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", ({TOKEN_LOCK_CLASS}, {KEY!r}))
             print('locked', flush=True)
             time.sleep(60)
         """)],

@@ -15,6 +15,7 @@ from psycopg import errors
 from stock_manager.db import MIGRATIONS_DIR
 from stock_manager.shared import trade_states
 from stock_manager.shared.db.migrate import MigrationError, discover, migrate
+from stock_manager.shared.locks import LOCK_CLASS, Lock
 from tests.support.pg import PgServer, TestDb
 
 _SCHEMA_SNAPSHOT = """
@@ -296,3 +297,36 @@ def test_closed_candles_are_immutable_and_events_append_only(db: TestDb) -> None
         errors.InsufficientPrivilege, match="append-only"
     ):
         admin.execute("DELETE FROM ops.events")
+
+
+def test_every_status_table_is_checked_by_the_one_generic_trigger(db: TestDb) -> None:
+    with psycopg.connect(db.admin_url) as conn:
+        triggers = conn.execute(
+            "SELECT t.tgrelid::regclass::text AS tbl, p.pronamespace::regnamespace::text || '.' || p.proname AS fn"
+            "  FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgname LIKE '%%transition'").fetchall()
+        copies = conn.execute("SELECT proname FROM pg_proc WHERE proname LIKE 'check%%transition'").fetchall()
+    assert {t for t, _ in triggers} == {"trade.order_intents", "trade.orders", "trade.workers", "trade.cancel_requests",
+                                        "trade.order_amendments", "monitor.alert_log"}
+    assert {f for _, f in triggers} == {"trade.check_status_transition"}
+    assert [c for (c,) in copies] == ["check_status_transition"]
+    with psycopg.connect(db.admin_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO trade.workers (worker_id, instance_id, pid, host, status)"
+                     " VALUES ('w1', 'i', 1, 'h', 'IDLE')")
+        with pytest.raises(errors.CheckViolation, match="illegal workers status transition IDLE -> HOLD"):
+            conn.execute("UPDATE trade.workers SET status = 'HOLD', current_symbol = '005930' WHERE worker_id = 'w1'")
+
+
+def test_the_tick_partition_lock_takes_its_key_from_the_registry(db: TestDb) -> None:
+    with psycopg.connect(db.admin_url) as conn:
+        (body,) = conn.execute("SELECT pg_get_functiondef('market.ensure_tick_partition(date)'::regprocedure)"
+                               ).fetchone() or ("",)
+    assert f"pg_advisory_xact_lock({LOCK_CLASS}, {int(Lock.TICK_PARTITION)})" in body
+
+
+def test_open_orders_are_the_non_terminal_ones(db: TestDb) -> None:
+    with psycopg.connect(db.admin_url) as conn:
+        terminal = {s for (s,) in conn.execute("SELECT status FROM trade.order_statuses WHERE terminal").fetchall()}
+        open_intents = {s for (s,) in conn.execute(
+            "SELECT status FROM trade.intent_statuses WHERE NOT terminal").fetchall()}
+    assert terminal == set(trade_states.ORDER_TERMINAL)
+    assert open_intents == set(trade_states.INTENT_OPEN)

@@ -3,7 +3,7 @@
 -- lock, so two dashboards never send the same alert.
 
 -- name: try_lock
-SELECT pg_try_advisory_xact_lock(hashtext('monitor.alert_loop')) AS locked;
+SELECT pg_try_advisory_xact_lock(%(lock_class)s, %(lock_key)s) AS locked;
 
 -- name: cursor
 SELECT last_event_id FROM monitor.alert_cursor WHERE name = 'events';

@@ -21,7 +21,7 @@ from stock_manager.shared import events
 from stock_manager.shared.kis.errors import BusinessRejected, KisError, OutcomeUnknown
 from stock_manager.shared.kis.models import format_odno
 from stock_manager.shared.market_rules import trade_date
-from stock_manager.shared.trade_states import OrderStatus
+from stock_manager.shared.trade_states import STATUS_SETS, OrderStatus
 
 
 class CancelProcessor:
@@ -41,7 +41,7 @@ class CancelProcessor:
     async def cycle(self) -> int:
         ex = self.ex
         async with ex.pool.connection() as conn:
-            requests = await (await conn.execute(Q["claim_cancel_requests"], {"batch": 16})).fetchall()
+            requests = await (await conn.execute(Q["claim_cancel_requests"], {**STATUS_SETS, "batch": 16})).fetchall()
         for req in requests:
             await self.handle(req)
         return len(requests)

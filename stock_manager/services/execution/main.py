@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import sys
+
+from loguru import logger
 
 from stock_manager.services.execution.cancels import CancelProcessor
-from stock_manager.services.execution.context import Exec, ExecutionConfig
+from stock_manager.services.execution.context import Exec, ExecutionConfig, load_config
 from stock_manager.services.execution.funds import FundsView, broker_funds
 from stock_manager.services.execution.notices import NoticeApplier
 from stock_manager.services.execution.reconciler import Reconciler
@@ -19,13 +23,13 @@ from stock_manager.services.execution.submitter import Submitter
 from stock_manager.shared.broker import open_broker
 from stock_manager.shared.db.listen import Waker
 from stock_manager.shared.service import ServiceContext, run_service
+from stock_manager.shared.settings import SettingsError
 
 
-async def body(ctx: ServiceContext) -> None:
-    cfg = ExecutionConfig.from_env(ctx.settings.fees)
+async def body(ctx: ServiceContext, cfg: ExecutionConfig) -> None:
     broker = open_broker(ctx.settings, ctx.pool, ctx.settings.role_url("execution"), ctx.clock)
-    ex = Exec(ctx.pool, broker, ctx.clock, cfg, ctx.instance_id, Waker(), stats=ctx.info)
-    funds = FundsView(cfg.commission_rate, broker_funds(broker.rest))
+    ex = Exec(ctx.pool, broker, ctx.clock, cfg, ctx.instance_id, Waker(), fees=ctx.settings.fees, stats=ctx.info)
+    funds = FundsView(ex.fees, broker_funds(broker.rest))
     notices = NoticeApplier(ex, funds)
     submitter = Submitter(ex, funds, notices)
     reconciler = Reconciler(ex, notices, submitter, funds)
@@ -36,8 +40,10 @@ async def body(ctx: ServiceContext) -> None:
 
     async def notice_loop() -> None:
         while not ctx.stopping.is_set():
-            with contextlib.suppress(Exception):
+            try:
                 await notices.drain()
+            except Exception as e:  # the loop outlives a bad drain; the next wake-up or poll retries
+                logger.exception("notice intake failed: {}", type(e).__name__)
             await notice_waker.wait(cfg.poll_s)
 
     tasks = [
@@ -59,4 +65,9 @@ async def body(ctx: ServiceContext) -> None:
 
 
 def main() -> int:
-    return run_service("execution", body)
+    try:
+        cfg = load_config()  # a malformed SM_EXEC_* stops the service with one line naming it
+    except SettingsError as e:
+        print(f"stock-manager execution: {e}", file=sys.stderr)
+        return 2
+    return run_service("execution", functools.partial(body, cfg=cfg))

@@ -49,14 +49,25 @@ class NoticeApplier:
                 notices = await (await conn.execute(Q["unapplied_notices"],
                                                     {"floor": self._floor, "limit": limit})).fetchall()
                 for n in notices:
-                    claimed = await (await conn.execute(Q["claim_notice"], {"notice_id": n["notice_id"]})).fetchone()
-                    if claimed is not None:
-                        await self._apply(conn, n)
+                    await self._claim_and_apply(conn, n)
             total += len(notices)
             if notices:
                 self._floor = max(self._floor, int(notices[-1]["notice_id"]) - 1_000)
             if len(notices) < limit:
                 return total
+
+    async def _claim_and_apply(self, conn: Conn, n: dict[str, Any]) -> None:
+        """Apply one notice in a savepoint: one that fails is logged and left for the next drain
+        (it is not logged in notice_log, so nothing is lost), and never holds back the others."""
+        try:
+            async with conn.transaction():
+                claimed = await (await conn.execute(Q["claim_notice"], {"notice_id": n["notice_id"]})).fetchone()
+                if claimed is not None:
+                    await self._apply(conn, n)
+        except Exception as e:
+            logger.opt(exception=e).error("notice {} ({} of order {}) could not be applied, retried at the next "
+                                          "drain: {}", n["notice_id"], n["kind"], n["odno"], type(e).__name__)
+            self.ex.count("notices_failed")
 
     async def apply_orphans(self, conn: Conn, trade_date: date, odno: str) -> None:
         """Apply the notices that came before their order's broker number was known."""
@@ -107,7 +118,7 @@ class NoticeApplier:
         exec_time: time | None = n["exec_time"]
         ts = datetime.combine(n["trade_date"], exec_time, KST) if exec_time else self.ex.clock.now()
         fee, tax = fill_costs(order["side"], qty, price, await _market_of(conn, order["symbol"]),
-                              n["trade_date"], self.ex.cfg.commission_rate)
+                              n["trade_date"], self.ex.fees)
         exec_key = f"n:{n['odno']}:{exec_time.strftime('%H%M%S') if exec_time else '-'}:{qty}:{price}"
         row = await (await conn.execute(Q["insert_fill"], {
             "order_id": order["order_id"], "exec_key": exec_key, "symbol": order["symbol"], "side": order["side"],

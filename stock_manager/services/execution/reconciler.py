@@ -51,7 +51,14 @@ from stock_manager.shared.kis.errors import KisError
 from stock_manager.shared.kis.models import DailyCcldRow, format_odno
 from stock_manager.shared.kis.ports import Priority
 from stock_manager.shared.market_rules import Market, trade_date
-from stock_manager.shared.trade_states import PRICED_ORDER_TYPES, IntentStatus, OrderStatus, OrderType, PositionVerdict
+from stock_manager.shared.trade_states import (
+    PRICED_ORDER_TYPES,
+    STATUS_SETS,
+    IntentStatus,
+    OrderStatus,
+    OrderType,
+    PositionVerdict,
+)
 
 Conn = AsyncConnection[DictRow]
 LEASE = "execution-reconciler"
@@ -139,7 +146,7 @@ class Reconciler:
         """
         ex = self.ex
         async with ex.pool.connection() as conn:
-            row = await (await conn.execute(Q["listing_horizon"], {"trade_date": day})).fetchone()
+            row = await (await conn.execute(Q["listing_horizon"], {**STATUS_SETS, "trade_date": day})).fetchone()
         assert row is not None
         if row["unknown_attempt"]:
             return None
@@ -158,8 +165,7 @@ class Reconciler:
     async def _pending_dates(self) -> set[date]:
         async with self.ex.pool.connection() as conn:
             rows = await (await conn.execute(Q["stale_pending"], self._stale_params())).fetchall()
-            opens = await (await conn.execute(
-                "SELECT DISTINCT trade_date FROM trade.orders WHERE status IN ('SUBMITTED', 'PARTIAL')")).fetchall()
+            opens = await (await conn.execute(Q["working_order_dates"], STATUS_SETS)).fetchall()
         return {r["trade_date"] for r in rows} | {r["trade_date"] for r in opens}
 
     def _stale_params(self) -> dict[str, Any]:
@@ -171,7 +177,7 @@ class Reconciler:
         async with self.ex.pool.connection() as conn:
             await conn.execute(Q["reclaim_stale_intents"], {"stale_s": self.ex.cfg.stale_pending_s,
                                                             "dead_s": self.ex.cfg.owner_dead_after_s})
-            for r in await (await conn.execute(Q["intents_without_outcome"])).fetchall():
+            for r in await (await conn.execute(Q["intents_without_outcome"], STATUS_SETS)).fetchall():
                 status = {OrderStatus.REJECTED: IntentStatus.REJECTED,
                           OrderStatus.ERROR: IntentStatus.FAILED}.get(r["order_status"], IntentStatus.SUBMITTED)
                 await finish_intent_if_processing(conn, str(r["intent_id"]), status, r["status_reason"])
@@ -341,7 +347,7 @@ class Reconciler:
             price = Decimal(order["limit_price"] or 1)
         market = Market((await (await conn.execute("SELECT market FROM market.symbols WHERE symbol = %s",
                                                    (order["symbol"],))).fetchone() or {"market": "KOSPI"})["market"])
-        fee, tax = fill_costs(order["side"], qty, price, market, order["trade_date"], self.ex.cfg.commission_rate)
+        fee, tax = fill_costs(order["side"], qty, price, market, order["trade_date"], self.ex.fees)
         cum = int(order["filled_qty"]) + qty
         await conn.execute(Q["insert_fill"], {
             "order_id": order["order_id"], "exec_key": f"r:{order['broker_order_no']}:{cum}",
@@ -358,8 +364,8 @@ class Reconciler:
 
     async def _resolve_amendments(self, day: date, listing: list[DailyCcldRow]) -> None:
         async with self.ex.pool.connection() as conn:
-            rows = [r for r in await (await conn.execute(Q["open_amendments"],
-                                                          {"after_s": self.ex.cfg.in_doubt_grace_s})).fetchall()
+            params = {**STATUS_SETS, "after_s": self.ex.cfg.in_doubt_grace_s}
+            rows = [r for r in await (await conn.execute(Q["open_amendments"], params)).fetchall()
                     if r["trade_date"] == day]
             linked = {r["broker_order_no"] for r in await (await conn.execute(Q["linked_numbers"],
                                                                                {"trade_date": day})).fetchall()}
@@ -397,7 +403,7 @@ class Reconciler:
             unlinked = [r for r in listing if r.odno not in linked and not r.orgn_odno]
             # their fills are not in our ledger yet, recorded below or not: no drift there this pass
             self._unlinked_symbols.update(r.symbol for r in unlinked)
-            waiting = await (await conn.execute(Q["awaiting_broker"])).fetchone()
+            waiting = await (await conn.execute(Q["awaiting_broker"], STATUS_SETS)).fetchone()
             if waiting is None or waiting["waiting"]:
                 return
             for r in unlinked:
@@ -449,7 +455,7 @@ class Reconciler:
             last = await (await conn.execute(Q["last_position_check"])).fetchone()
             previous = [PositionDiff.of_json(d) for d in last["diffs"]] if last is not None else None
             diffs = compare({r.symbol: r.hldg_qty for r in balance.rows}, ours)
-            moving = {r["symbol"] for r in await (await conn.execute(Q["symbols_in_flight"])).fetchall()}
+            moving = {r["symbol"] for r in await (await conn.execute(Q["symbols_in_flight"], STATUS_SETS)).fetchall()}
             result = verdict(diffs, previous, in_flight=moving | self._unlinked_symbols)
             now = ex.clock.now()
             await conn.execute(Q["insert_position_check"], {

@@ -188,9 +188,9 @@ def match_in_doubt(
     nearest one taken later is taken all the same, because calling an order absent when the broker
     may hold it is the one mistake that sends an order twice.  One the broker took before our
     attempt, less ``margin`` (the same margin the order list is read back with, for the clocks),
-    cannot be ours: the broker cannot have received an order before we sent it.  So an identical order placed by hand earlier (HTS, MTS, not yet
-    recorded as MANUAL) is never adopted.  Identical submissions are interchangeable, so they are
-    paired oldest with oldest.
+    cannot be ours: the broker cannot have received an order before we sent it.  So an identical
+    order placed by hand earlier (HTS, MTS, not yet recorded as MANUAL) is never adopted.  Identical
+    submissions are interchangeable, so they are paired oldest with oldest.
     """
     groups: dict[tuple[str, str, int, str, int], list[BrokerOrder]] = {}
     for b in unlinked:

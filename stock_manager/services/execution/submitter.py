@@ -34,7 +34,7 @@ from stock_manager.shared.kis.errors import BusinessRejected, KisError, OutcomeU
 from stock_manager.shared.kis.models import OrderAck, Side, format_odno
 from stock_manager.shared.kis.ports import PrepaidLimiter, Priority
 from stock_manager.shared.market_rules import Market, trade_date
-from stock_manager.shared.trade_states import IntentStatus, OrderStatus
+from stock_manager.shared.trade_states import STATUS_SETS, IntentStatus, OrderStatus
 
 Conn = AsyncConnection[DictRow]
 
@@ -92,7 +92,7 @@ class Submitter:
                 reason = validate(intent, info, r["trading_state"], now)
                 if reason is None:
                     assert info is not None  # an unknown symbol is a reason
-                    short = unaffordable(intent, info, self.funds.snapshot(), ex.cfg.commission_rate)
+                    short = unaffordable(intent, info, self.funds.snapshot(), ex.fees)
                     if short is not None:
                         # our figures say no, but they may be stale: the broker's fresh ones decide
                         recheck.append((intent, info, short))
@@ -138,7 +138,7 @@ class Submitter:
         """
         ex = self.ex
         if await self.funds.sync(since=claimed_at):
-            short_now = unaffordable(intent, info, self.funds.snapshot(), ex.cfg.commission_rate)
+            short_now = unaffordable(intent, info, self.funds.snapshot(), ex.fees)
             if short_now is not None:
                 reason = f"{short_now} (the broker's figures)"
                 async with ex.pool.connection() as conn:
@@ -238,6 +238,7 @@ class Submitter:
         try:
             async with ex.pool.connection() as conn:
                 rows = await (await conn.execute(Q["link_acks"], {
+                    **STATUS_SETS,
                     "order_ids": [o for o, _, _ in items],
                     "odnos": [format_odno(a.odno) for _, _, a in items],
                     "org_nos": [a.org_no for _, _, a in items],

@@ -24,6 +24,8 @@ from stock_manager.services.strategy.rules.positions import FillRow, Position, f
 from stock_manager.services.strategy.rules.risk import RiskSnapshot
 from stock_manager.services.strategy.rules.summary import DailySummary, TripResult, summarize
 from stock_manager.shared.clock import KST
+from stock_manager.shared.locks import Lock, lock_params
+from stock_manager.shared.trade_states import STATUS_SETS
 
 ZERO = Decimal(0)
 
@@ -117,7 +119,7 @@ async def apply_position(conn: AsyncConnection[Any], pos: Position, *, reentry_c
 async def sync_positions(conn: AsyncConnection[Any], *, reentry_cooldown_min: float, market_ts: datetime | None,
                          symbols: list[str] | None = None) -> list[ClosedTrip]:
     """Bring position_state up to date with the fills, in the caller's transaction."""
-    await conn.execute(Q["positions_gate"])
+    await conn.execute(Q["positions_gate"], lock_params(Lock.POSITIONS_GATE))
     changed = [r["symbol"] for r in await (await conn.execute(Q["changed_symbols"])).fetchall()]
     if symbols is not None:
         changed = [s for s in changed if s in symbols]
@@ -175,7 +177,7 @@ async def risk_snapshot(conn: AsyncConnection[Any], d: date, state: str) -> Risk
         exposure += cost
         per_symbol[r["symbol"]] = per_symbol.get(r["symbol"], ZERO) + cost
         symbols.add(r["symbol"])
-    for r in await (await conn.execute(Q["pending_entries"])).fetchall():
+    for r in await (await conn.execute(Q["pending_entries"], STATUS_SETS)).fetchall():
         reserved = r["reserved"] or ZERO
         exposure += reserved
         per_symbol[r["symbol"]] = per_symbol.get(r["symbol"], ZERO) + reserved

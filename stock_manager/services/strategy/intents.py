@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 
 from stock_manager.services.strategy import ops
 from stock_manager.services.strategy.queries import Q
-from stock_manager.shared.trade_states import ORDER_TERMINAL, IntentStatus, OrderStatus
+from stock_manager.shared.trade_states import ORDER_TERMINAL, STATUS_SETS, IntentStatus, OrderStatus
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ async def outcome(conn: AsyncConnection[Any], intent_id: UUID) -> Outcome:
 async def open_sell_qty(conn: AsyncConnection[Any], symbol: str, *, types: Collection[str] | None = None) -> int:
     """Shares on their way to be sold, by orders of ``types`` only if given."""
     row = await (await conn.execute(Q["open_sell_qty"], {
-        "symbol": symbol, "types": sorted(types) if types is not None else None})).fetchone()
+        **STATUS_SETS, "symbol": symbol, "types": sorted(types) if types is not None else None})).fetchone()
     return int(row["qty"]) if row else 0
 
 

@@ -66,10 +66,11 @@ from stock_manager.services.strategy.rules.liquidation import (
 from stock_manager.services.strategy.rules.scan import spread_pct
 from stock_manager.services.strategy.runtime import Runtime, trading_state
 from stock_manager.shared.clock import kst
+from stock_manager.shared.locks import Lock, lock_params
 from stock_manager.shared.market_rules import Market, Phase, phase_at, trade_date
-from stock_manager.shared.trade_states import OrderType
+from stock_manager.shared.trade_states import STATUS_SETS, OrderType
 
-LIQUIDATOR_LOCK = "SELECT pg_try_advisory_xact_lock(7365301, 3) AS got"
+LIQUIDATOR_LOCK = "SELECT pg_try_advisory_xact_lock(%(lock_class)s, %(lock_key)s) AS got"
 
 
 def _market(name: str | None) -> Market:
@@ -100,7 +101,7 @@ class Liquidator:
         why = ExitReason.FLATTEN if flatten else ExitReason.FORCED_LIQUIDATION
         written = 0
         async with self.rt.pool.connection() as conn:
-            got = await (await conn.execute(LIQUIDATOR_LOCK)).fetchone()
+            got = await (await conn.execute(LIQUIDATOR_LOCK, lock_params(Lock.LIQUIDATOR))).fetchone()
             if not got or not got["got"]:
                 return 0
             rows = {r["symbol"]: r for r in await (await conn.execute(Q["liquidation_book"])).fetchall()}
@@ -147,7 +148,7 @@ class Liquidator:
         types = STAGE_TYPES[step.stage]
         attempts = await sells_written(conn, sym, trip, types=types, reasons=FORCED_REASONS, since=step.since)
         if may_cancel(step, attempts, cfg.liquidation_max_retries):
-            for o in await (await conn.execute(Q["stuck_sell_orders"], {"symbol": sym})).fetchall():
+            for o in await (await conn.execute(Q["stuck_sell_orders"], {**STATUS_SETS, "symbol": sym})).fetchall():
                 if float(o["age_s"] or 0) >= cfg.liquidation_retry_s:
                     logger.warning("liquidation {}: order {} {} filled {}/{} for {:.0f}s; cancelling the rest to "
                                    "re-price it", sym, o["order_id"], o["status"], o["filled_qty"], o["qty"],
@@ -253,7 +254,7 @@ class Liquidator:
         if d in self.closed_days or session is None or kst(now).time() < uncross_settled(session):
             return False
         async with self.rt.pool.connection() as conn:
-            got = await (await conn.execute(LIQUIDATOR_LOCK)).fetchone()
+            got = await (await conn.execute(LIQUIDATOR_LOCK, lock_params(Lock.LIQUIDATOR))).fetchone()
             if not got or not got["got"]:
                 return False
             closed = await (await conn.execute(Q["day_closed"], {"trade_date": d.isoformat()})).fetchone()

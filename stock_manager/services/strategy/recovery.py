@@ -17,6 +17,7 @@ from stock_manager.services.strategy import book, ops
 from stock_manager.services.strategy.queries import Q
 from stock_manager.services.strategy.rules.positions import PositionError
 from stock_manager.services.strategy.runtime import Runtime
+from stock_manager.shared.locks import Lock, lock_params
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ async def recover(rt: Runtime) -> Recovery:
     try:
         async with rt.pool.connection() as conn:
             pv = await rt.params(conn)
-            await conn.execute(Q["positions_gate"])
+            await conn.execute(Q["positions_gate"], lock_params(Lock.POSITIONS_GATE))
             stored = {r["symbol"]: r for r in await (await conn.execute(Q["all_positions"])).fetchall()}
             with_fills = await (await conn.execute(Q["fill_symbols"])).fetchall()
             symbols = sorted(set(stored) | {r["symbol"] for r in with_fills})

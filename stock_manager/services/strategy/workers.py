@@ -57,6 +57,7 @@ from stock_manager.services.strategy.rules.risk import EntryProposal, check_entr
 from stock_manager.services.strategy.runtime import Runtime, monotonic, pace, trading_state
 from stock_manager.services.strategy.scanner import Scanner, snapshot_args, snapshot_of
 from stock_manager.shared.clock import kst
+from stock_manager.shared.locks import Lock, lock_params
 from stock_manager.shared.market_rules import Phase, phase_at
 from stock_manager.shared.trade_states import WorkerStatus
 
@@ -306,7 +307,7 @@ class Worker:
             if not await locks.acquire_lock(conn, sym, self.worker_id, self.rt.cfg.lock_ttl_s, t.now):
                 return Try.NEXT
         async with self.rt.pool.connection() as conn:
-            await conn.execute(Q["entry_gate"])
+            await conn.execute(Q["entry_gate"], lock_params(Lock.ENTRY_GATE))
             snap = await book.risk_snapshot(conn, self.rt.today(), t.state)
             violations = check_entry(self.rt.limits(p), snap, EntryProposal(sym, order.qty, order.reserve_price))
             if violations:

@@ -16,9 +16,9 @@ from psycopg import sql
 
 from stock_manager.db import MIGRATIONS_DIR
 from stock_manager.shared.db.pool import connect
+from stock_manager.shared.locks import Lock, lock_params
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-_LOCK_KEY = 0x736D6D6967  # "smmig"
 
 _BOOTSTRAP = """
 CREATE SCHEMA IF NOT EXISTS ops;
@@ -68,7 +68,8 @@ async def migrate(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
     migrations = discover(directory)
     applied_now: list[str] = []
     async with await connect(conninfo, autocommit=True) as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        lock = lock_params(Lock.MIGRATIONS)
+        await conn.execute("SELECT pg_advisory_lock(%(lock_class)s, %(lock_key)s)", lock)
         try:
             await conn.execute(_BOOTSTRAP)
             cur = await conn.execute("SELECT version, checksum FROM ops.schema_migrations")
@@ -96,7 +97,7 @@ async def migrate(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
                     )
                 applied_now.append(m.path.name)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+            await conn.execute("SELECT pg_advisory_unlock(%(lock_class)s, %(lock_key)s)", lock)
     return applied_now
 
 

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from stock_manager.shared.db.pool import Pool, connect
 from stock_manager.shared.kis.ports import DEFAULT_RESERVE, CachedToken, IssueGuard, Priority
+from stock_manager.shared.locks import token_issue_params
 from stock_manager.shared.resources import package_path
 from stock_manager.shared.sql import load_queries
 
@@ -84,12 +85,12 @@ class PgTokenStore:
     async def _guard(self, key_id: str) -> AsyncIterator[IssueGuard]:
         # A dedicated connection: the advisory lock lives exactly as long as this session.
         async with await connect(self._conninfo, autocommit=True) as conn:
-            await conn.execute(Q["lock_token_issue"], {"key_id": key_id})
+            await conn.execute(Q["lock_token_issue"], token_issue_params(key_id))
             try:
                 row = await (await conn.execute(Q["get_token"], {"key_id": key_id})).fetchone()
                 yield _PgGuard(key_id, row["last_attempt_ts"] if row else None, conn)
             finally:
-                await conn.execute(Q["unlock_token_issue"], {"key_id": key_id})
+                await conn.execute(Q["unlock_token_issue"], token_issue_params(key_id))
 
     def issue_guard(self, key_id: str) -> AbstractAsyncContextManager[IssueGuard]:
         return self._guard(key_id)

@@ -51,7 +51,7 @@ RETURNING i.intent_id;
 SELECT i.intent_id, o.status AS order_status, o.status_reason
   FROM trade.order_intents i
   JOIN trade.orders o ON o.intent_id = i.intent_id
- WHERE i.status = 'PROCESSING' AND o.status NOT IN ('PENDING_SUBMIT', 'IN_DOUBT');
+ WHERE i.status = 'PROCESSING' AND NOT o.status = ANY(%(awaiting_orders)s);
 
 -- name: finish_processing_intent
 UPDATE trade.order_intents

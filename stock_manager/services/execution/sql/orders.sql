@@ -123,7 +123,7 @@ WITH v AS (
 ), linked AS (
     UPDATE trade.orders o
        SET broker_order_no = v.odno, broker_org_no = v.org_no,
-           status = CASE WHEN o.status IN ('PENDING_SUBMIT', 'IN_DOUBT') THEN 'SUBMITTED' ELSE o.status END,
+           status = CASE WHEN o.status = ANY(%(awaiting_orders)s) THEN 'SUBMITTED' ELSE o.status END,
            submitted_ts = coalesce(o.submitted_ts, clock_timestamp()), raw = o.raw || v.raw,
            updated_ts = clock_timestamp()
       FROM v

@@ -19,7 +19,7 @@ WITH picked AS (
       FROM trade.cancel_requests r
       JOIN trade.orders o ON o.order_id = r.order_id
      WHERE r.status = 'NEW'
-       AND (o.broker_order_no IS NOT NULL OR o.status IN ('FILLED', 'CANCELLED', 'REJECTED', 'ERROR'))
+       AND (o.broker_order_no IS NOT NULL OR NOT o.status = ANY(%(open_orders)s))
      ORDER BY r.created_ts
      LIMIT %(batch)s
        FOR UPDATE OF r SKIP LOCKED
@@ -49,11 +49,14 @@ UPDATE trade.order_amendments
        updated_ts = clock_timestamp()
  WHERE amendment_id = %(amendment_id)s;
 
+-- name: working_order_dates
+SELECT DISTINCT trade_date FROM trade.orders WHERE status = ANY(%(working_orders)s);
+
 -- name: open_amendments
 SELECT a.*, o.broker_order_no AS order_broker_no, o.broker_org_no AS order_org_no
   FROM trade.order_amendments a
   JOIN trade.orders o ON o.order_id = a.order_id
- WHERE a.status IN ('IN_DOUBT', 'PENDING_SUBMIT')
+ WHERE a.status = ANY(%(awaiting_amendments)s)
    AND a.updated_ts < clock_timestamp() - make_interval(secs => %(after_s)s);
 
 -- name: amendments_of_order
@@ -66,10 +69,10 @@ SELECT * FROM trade.order_amendments WHERE order_id = %(order_id)s ORDER BY amen
 WITH open_orders AS (
     SELECT attempt_market_ts FROM trade.orders
      WHERE trade_date = %(trade_date)s
-       AND (status IN ('PENDING_SUBMIT', 'IN_DOUBT', 'SUBMITTED', 'PARTIAL') OR fills_missing_since IS NOT NULL)
+       AND (status = ANY(%(open_orders)s) OR fills_missing_since IS NOT NULL)
     UNION ALL
     SELECT attempt_market_ts FROM trade.order_amendments
-     WHERE trade_date = %(trade_date)s AND status IN ('PENDING_SUBMIT', 'IN_DOUBT')
+     WHERE trade_date = %(trade_date)s AND status = ANY(%(awaiting_amendments)s)
 )
 SELECT min(attempt_market_ts) AS horizon, coalesce(bool_or(attempt_market_ts IS NULL), false) AS unknown_attempt
   FROM open_orders;
@@ -105,18 +108,18 @@ RETURNING check_id;
 -- name: awaiting_broker
 -- Is anything of ours still waiting for the broker's word (an order or amendment written ahead or in
 -- doubt, however young or old)?  Until it is resolved, an unlinked broker order may be one of ours.
-SELECT EXISTS (SELECT 1 FROM trade.orders WHERE status IN ('PENDING_SUBMIT', 'IN_DOUBT'))
-    OR EXISTS (SELECT 1 FROM trade.order_amendments WHERE status IN ('PENDING_SUBMIT', 'IN_DOUBT')) AS waiting;
+SELECT EXISTS (SELECT 1 FROM trade.orders WHERE status = ANY(%(awaiting_orders)s))
+    OR EXISTS (SELECT 1 FROM trade.order_amendments WHERE status = ANY(%(awaiting_amendments)s)) AS waiting;
 
 -- name: symbols_in_flight
 -- Symbols whose fills may still be on their way: an order not final, one the reconciler found short
 -- of the broker's fills, or one with an amendment not settled.  A difference there is not drift yet.
 SELECT DISTINCT o.symbol
   FROM trade.orders o
- WHERE o.status IN ('PENDING_SUBMIT', 'IN_DOUBT', 'SUBMITTED', 'PARTIAL')
+ WHERE o.status = ANY(%(open_orders)s)
     OR o.fills_missing_since IS NOT NULL
 UNION
 SELECT o.symbol
   FROM trade.order_amendments a
   JOIN trade.orders o ON o.order_id = a.order_id
- WHERE a.status IN ('PENDING_SUBMIT', 'IN_DOUBT');
+ WHERE a.status = ANY(%(awaiting_amendments)s);

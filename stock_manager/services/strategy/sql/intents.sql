@@ -3,7 +3,7 @@
 -- name: entry_gate
 -- Serialises entry decisions across every Strategy process for one transaction, so two workers
 -- can never both pass "positions < limit" and both buy.
-SELECT pg_advisory_xact_lock(7365301, 1);
+SELECT pg_advisory_xact_lock(%(lock_class)s, %(lock_key)s);
 
 -- name: insert_intent
 INSERT INTO trade.order_intents (action_key, symbol, side, intent_type, qty, order_type, limit_price, worker_id,
@@ -36,14 +36,14 @@ SELECT i.intent_id, i.symbol, i.side, i.intent_type, i.qty, i.status AS intent_s
 -- (after the close, an order of an earlier session is dead whatever its row says yet).
 SELECT coalesce(sum(x.q), 0)::bigint AS qty, count(*)::int AS n FROM (
     SELECT i.qty AS q FROM trade.order_intents i
-     WHERE i.symbol = %(symbol)s AND i.side = 'SELL' AND i.status IN ('NEW', 'PROCESSING')
+     WHERE i.symbol = %(symbol)s AND i.side = 'SELL' AND i.status = ANY(%(open_intents)s)
        AND (%(types)s::text[] IS NULL OR i.order_type = ANY(%(types)s::text[]))
        AND NOT EXISTS (SELECT 1 FROM trade.orders o WHERE o.intent_id = i.intent_id)
     UNION ALL
     SELECT o.qty - o.filled_qty - o.cancelled_qty FROM trade.orders o
      WHERE o.symbol = %(symbol)s AND o.side = 'SELL'
        AND (%(types)s::text[] IS NULL OR o.order_type = ANY(%(types)s::text[]))
-       AND o.status IN ('PENDING_SUBMIT', 'IN_DOUBT', 'SUBMITTED', 'PARTIAL')
+       AND o.status = ANY(%(open_orders)s)
 ) x;
 
 -- name: count_exit_intents
@@ -62,7 +62,7 @@ SELECT x.symbol, sum(x.open_qty * x.reserve)::numeric(20, 2) AS reserved, count(
       FROM trade.order_intents i
       LEFT JOIN market.symbols s ON s.symbol = i.symbol
       LEFT JOIN market.prices_best p ON p.symbol = i.symbol
-     WHERE i.intent_type = 'ENTRY' AND i.status IN ('NEW', 'PROCESSING')
+     WHERE i.intent_type = 'ENTRY' AND i.status = ANY(%(open_intents)s)
        AND NOT EXISTS (SELECT 1 FROM trade.orders o WHERE o.intent_id = i.intent_id)
     UNION ALL
     SELECT o.symbol, o.qty - o.filled_qty - o.cancelled_qty,
@@ -70,7 +70,7 @@ SELECT x.symbol, sum(x.open_qty * x.reserve)::numeric(20, 2) AS reserved, count(
       FROM trade.orders o
       LEFT JOIN market.symbols s ON s.symbol = o.symbol
       LEFT JOIN market.prices_best p ON p.symbol = o.symbol
-     WHERE o.side = 'BUY' AND o.status IN ('PENDING_SUBMIT', 'IN_DOUBT', 'SUBMITTED', 'PARTIAL')
+     WHERE o.side = 'BUY' AND o.status = ANY(%(open_orders)s)
 ) x
  GROUP BY x.symbol;
 
@@ -78,7 +78,7 @@ SELECT x.symbol, sum(x.open_qty * x.reserve)::numeric(20, 2) AS reserved, count(
 SELECT o.order_id, o.intent_id, o.symbol, o.status, o.qty, o.filled_qty,
        extract(epoch FROM clock_timestamp() - coalesce(o.submitted_ts, o.created_ts))::float8 AS age_s
   FROM trade.orders o
- WHERE o.symbol = %(symbol)s AND o.side = 'SELL' AND o.status IN ('SUBMITTED', 'PARTIAL')
+ WHERE o.symbol = %(symbol)s AND o.side = 'SELL' AND o.status = ANY(%(working_orders)s)
    AND NOT EXISTS (SELECT 1 FROM trade.cancel_requests c
                     WHERE c.order_id = o.order_id AND c.status IN ('NEW', 'PROCESSING', 'DONE'));
 

@@ -2,7 +2,7 @@
 
 -- name: positions_gate
 -- One rebuild at a time across processes; the rebuild is deterministic, this only avoids churn.
-SELECT pg_advisory_xact_lock(7365301, 2);
+SELECT pg_advisory_xact_lock(%(lock_class)s, %(lock_key)s);
 
 -- name: changed_symbols
 -- Symbols whose fills differ from what position_state reflects.  A count as well as the newest id,

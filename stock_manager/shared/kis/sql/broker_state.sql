@@ -4,10 +4,11 @@ SELECT token_cipher, expires_ts, issued_ts, last_attempt_ts
  WHERE key_id = %(key_id)s;
 
 -- name: lock_token_issue
-SELECT pg_advisory_lock(hashtextextended('kis-token:' || %(key_id)s, 0));
+-- The keys come from stock_manager/shared/locks.py (token_issue_params).
+SELECT pg_advisory_lock(%(lock_class)s, hashtext(%(key_id)s));
 
 -- name: unlock_token_issue
-SELECT pg_advisory_unlock(hashtextextended('kis-token:' || %(key_id)s, 0));
+SELECT pg_advisory_unlock(%(lock_class)s, hashtext(%(key_id)s));
 
 -- name: record_token_attempt
 INSERT INTO ops.broker_tokens (key_id, last_attempt_ts, updated_ts)
