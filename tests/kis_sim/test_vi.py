@@ -26,6 +26,7 @@ from stock_manager.services.kis_sim.listing import (
 from stock_manager.services.kis_sim.market import Print, SymbolState, day_number, day_start, vi_uncross_delay
 from stock_manager.services.kis_sim.orders import Order
 from stock_manager.services.kis_sim.universe import Symbol, build_universe
+from stock_manager.services.pricesync.symbols import read_master_download
 from stock_manager.shared.clock import KST
 from stock_manager.shared.market_rules import (
     STATIC_VI_RATE,
@@ -354,3 +355,24 @@ async def test_designations_show_in_inquire_price_and_can_be_changed(kis: Kis) -
     sim.control("POST", "/sim/designate", {"symbol": "005930", "iscd_stat_cls_code": "51"})
     sim.control("POST", "/sim/reset")
     assert _entry(kis, "005930")["designation"] is None  # a reset restores the seed's designations
+
+
+async def test_the_master_files_carry_the_designations_as_pricesync_reads_them(kis: Kis) -> None:
+    sim = kis.server
+
+    def served() -> dict[str, tuple[str | None, str | None, bool]]:
+        out = {}
+        for name in ("kospi_code.mst.zip", "kosdaq_code.mst.zip"):
+            url = f"{sim.url}/sim/master/{name}"
+            for i in read_master_download(httpx.get(url, timeout=10).content, url):
+                out[i.symbol] = (i.designation, i.warn_code, i.liquidation_trading)
+        return out
+
+    listed = {s["symbol"]: s for s in sim.control("GET", "/sim/symbols")["symbols"]}
+    files = served()
+    for code, s in listed.items():
+        # the files have a flag for 관리종목 (51) only among the status codes
+        status = "51" if s["designation"] == "51" else None
+        assert files[code] == (status, s["warn_code"], s["liquidation_trading"])
+    sim.control("POST", "/sim/designate", {"symbol": "005930", "iscd_stat_cls_code": "51", "mrkt_warn_cls_code": "03"})
+    assert served()["005930"] == ("51", "03", False)

@@ -9,7 +9,7 @@ volumes, listed shares and market caps, with every other field as an unremarkabl
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,6 +18,7 @@ from starlette.routing import Route
 from stock_manager.shared.kis.master import KOSDAQ_MST, KOSPI_MST, MstLayout, format_line, master_zip
 from stock_manager.shared.market_rules import Market
 
+from .listing import NO_DESIGNATION, Designation
 from .sim import Sim
 from .universe import Symbol
 
@@ -42,7 +43,7 @@ def standard_code(code: str) -> str:
     return body + str((10 - total % 10) % 10)
 
 
-def master_line(layout: MstLayout, group: str, sym: Symbol) -> bytes:
+def master_line(layout: MstLayout, group: str, sym: Symbol, designation: Designation = NO_DESIGNATION) -> bytes:
     return format_line(layout, sym.code, standard_code(sym.code), sym.name, {
         "group": group,
         "cap_size": _CAP_SIZE[min(sym.tier, len(_CAP_SIZE) - 1)],
@@ -50,27 +51,36 @@ def master_line(layout: MstLayout, group: str, sym: Symbol) -> bytes:
         "lot": 1,
         "overtime_lot": 1,
         "halted": sym.halted,
+        # the designations inquire-price reports, in the files' own flags
+        "administrative": designation.status == "51",
+        "market_warning": designation.warning,
+        "liquidation": designation.liquidation,
         "prior_volume": sym.prior_volume,
         "listed_shares_k": max(1, sym.listed_shares // 1000),
         "market_cap": sym.prior_close * sym.listed_shares // 100_000_000,
     })
 
 
-def master_file(name: str, universe: Iterable[Symbol]) -> bytes:
+def master_file(name: str, universe: Iterable[Symbol], designations: Mapping[str, Designation] | None = None) -> bytes:
     """The zip KIS would serve as ``name``, listing the universe's symbols of that file's markets."""
     layout, groups = _FILES[name]
-    return master_zip(layout, (master_line(layout, groups[s.market], s) for s in universe if s.market in groups))
+    marks = designations or {}
+    return master_zip(layout, (master_line(layout, groups[s.market], s, marks.get(s.code, NO_DESIGNATION))
+                               for s in universe if s.market in groups))
 
 
 def routes(sim: Sim) -> list[Route]:
-    made: dict[str, bytes] = {}  # the universe never changes while the simulator runs
+    # the universe never changes while the simulator runs; its designations can (POST /sim/designate)
+    made: dict[tuple[str, tuple[tuple[str, Designation], ...]], bytes] = {}
 
     async def master(request: Request) -> Response:
         name = request.path_params["name"]
         if name not in _FILES:
             return Response(f"no master file {name!r}; there are {', '.join(_FILES)}", status_code=404)
-        if name not in made:
-            made[name] = master_file(name, sim.broker.universe.values())
-        return Response(made[name], media_type="application/zip")
+        designations = sim.broker.designations
+        key = (name, tuple(sorted(designations.items(), key=lambda item: item[0])))
+        if key not in made:
+            made[key] = master_file(name, sim.broker.universe.values(), designations)
+        return Response(made[key], media_type="application/zip")
 
     return [Route("/sim/master/{name}", master, methods=["GET"])]
