@@ -4,7 +4,8 @@ The close is done as the auction works (docs/strategies.md, "The close"; the rul
 ``rules/liquidation.py``).  Each position starts between ``liquidation_lead_min`` and
 ``liquidation_last_lead_min`` minutes before 15:30, the least liquid first, with a conditional
 limit (ORD_DVSN 02) priced into the bid, which rests through the closing auction as a market
-order.  A sell that sits unfilled is cancelled and re-priced only until shortly before 15:20; from
+order.  A sell that sits unfilled is cancelled and re-priced only until shortly before 15:20, and
+never while the symbol is in a VI's auction (it rests there and sells at the uncross); from
 then until the uncross nothing is cancelled, re-sent or newly sent.  What the uncross leaves is sold in the
 post-close session at the closing price (06), then in the after-hours single-price session (07) at
 the lowest price it allows; paper KIS has neither, so there the position stays open and a WARN
@@ -68,6 +69,7 @@ from stock_manager.services.strategy.runtime import Runtime, trading_state
 from stock_manager.shared.clock import kst
 from stock_manager.shared.locks import Lock, lock_params
 from stock_manager.shared.market_rules import Market, Phase, phase_at, trade_date
+from stock_manager.shared.market_status import IN_VI
 from stock_manager.shared.trade_states import STATUS_SETS, OrderType
 
 LIQUIDATOR_LOCK = "SELECT pg_try_advisory_xact_lock(%(lock_class)s, %(lock_key)s) AS got"
@@ -104,7 +106,7 @@ class Liquidator:
             got = await (await conn.execute(LIQUIDATOR_LOCK, lock_params(Lock.LIQUIDATOR))).fetchone()
             if not got or not got["got"]:
                 return 0
-            rows = {r["symbol"]: r for r in await (await conn.execute(Q["liquidation_book"])).fetchall()}
+            rows = {r["symbol"]: r for r in await (await conn.execute(Q["liquidation_book"], {"now": now})).fetchall()}
             views = least_liquid_first([LiquidityView(s, int(r["qty"]), r["turnover"], spread_pct(r["bid"], r["ask"]))
                                         for s, r in rows.items()])
             starts = start_times(views, cfg.liquidation_lead_min, cfg.liquidation_last_lead_min, session_of(now))
@@ -147,7 +149,11 @@ class Liquidator:
         trip = int(r["trip_first_fill_id"])
         types = STAGE_TYPES[step.stage]
         attempts = await sells_written(conn, sym, trip, types=types, reasons=FORCED_REASONS, since=step.since)
-        if may_cancel(step, attempts, cfg.liquidation_max_retries):
+        if r["vi"] in IN_VI and may_cancel(step, attempts, cfg.liquidation_max_retries) and self._once(
+                sym, trip, step, f"vi:{r['vi']}"):
+            logger.warning("liquidation {}: in a VI auction ({}); what rests in it is left to its uncross, not "
+                           "cancelled and re-priced", sym, r["vi"])
+        if may_cancel(step, attempts, cfg.liquidation_max_retries, vi=r["vi"]):
             for o in await (await conn.execute(Q["stuck_sell_orders"], {**STATUS_SETS, "symbol": sym})).fetchall():
                 if float(o["age_s"] or 0) >= cfg.liquidation_retry_s:
                     logger.warning("liquidation {}: order {} {} filled {}/{} for {:.0f}s; cancelling the rest to "

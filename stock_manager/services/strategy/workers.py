@@ -53,6 +53,7 @@ from stock_manager.services.strategy.queries import Q
 from stock_manager.services.strategy.quotes import RestQuote
 from stock_manager.services.strategy.rules.exits import PriceSource, quote_age_limit_s, quote_is_stale
 from stock_manager.services.strategy.rules.liquidation import flatten_requested, in_liquidation_window
+from stock_manager.services.strategy.rules.market_state import entry_refusals, market_state_inputs, may_cancel_resting
 from stock_manager.services.strategy.rules.risk import EntryProposal, check_entry, check_exit
 from stock_manager.services.strategy.runtime import Runtime, monotonic, pace, trading_state
 from stock_manager.services.strategy.scanner import Scanner, snapshot_args, snapshot_of
@@ -83,6 +84,7 @@ class Pending:
     started: float
     partial: bool = False
     warned: float = 0.0
+    vi_noted: bool = False
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,8 @@ class Worker:
                 order.order_type == "LMT" and (order.limit_price is None or order.limit_price <= 0)):
             logger.info("{}: {} sized no order ({}); next candidate", sym, strategy.name, order)
             return Try.NEXT
+        if await self._refused_now(sym, t):
+            return Try.NEXT
         async with self.rt.pool.connection() as conn:
             if not await locks.acquire_lock(conn, sym, self.worker_id, self.rt.cfg.lock_ttl_s, t.now):
                 return Try.NEXT
@@ -335,6 +339,34 @@ class Worker:
         self.symbol = sym
         return Try.ENTERED
 
+    async def _refused_now(self, sym: str, t: Tick) -> bool:
+        """The market's state read again just before the entry: a VI or a designation that came
+        since the scan refuses it as the scan would have (``rules/market_state.py``)."""
+        async with self.rt.pool.connection() as conn:
+            args = {"symbol": sym, "now": t.now, "since": t.now - timedelta(minutes=1), "depth": 1}
+            r = await (await conn.execute(Q["snapshots"], args)).fetchone()
+            if r is None:
+                return False
+            m = snapshot_of(r)
+            why = entry_refusals(m, self.rt.gates)
+            if why:
+                await ops.emit(conn, "EntryRefused", f"{sym}: no entry ({', '.join(why)}), as the market's state "
+                               "changed since the scan", symbol=sym, worker_id=self.worker_id, market_ts=t.now,
+                               refused_by=why, **market_state_inputs(m))
+        return bool(why)
+
+    async def _resting_in_vi(self, pend: Pending, t: Tick) -> bool:
+        """Whether the symbol of ``pend`` is in a VI auction now: its order is not to be cancelled."""
+        async with self.rt.pool.connection() as conn:
+            r = await (await conn.execute(Q["vi_today"], {"symbol": pend.symbol, "now": t.now})).fetchone()
+        if r is None or may_cancel_resting(r["state"]):
+            return False
+        if not pend.vi_noted:
+            pend.vi_noted = True
+            logger.info("{}: intent {} rests in a VI auction ({} since {}); not cancelled while it lasts", pend.symbol,
+                        pend.intent_id, r["state"], r["since"])
+        return True
+
     async def _poll_entry(self, t: Tick) -> None:
         pend = self.pending
         assert pend is not None
@@ -354,6 +386,8 @@ class Worker:
             self.pending, self.symbol = None, None
             return
         timed_out = elapsed > self.rt.cfg.intent_timeout_s
+        if o.fate is Fate.WORKING and timed_out and await self._resting_in_vi(pend, t):
+            return  # the unfilled rest takes part in the VI's uncross; cancelled once the VI is over
         if o.fate is Fate.DONE or (o.fate is Fate.WORKING and timed_out):
             async with self.rt.pool.connection() as conn:
                 pv = await self.rt.params(conn)

@@ -2,11 +2,15 @@
 -- day's liquidations got, and whether the day has been closed.
 
 -- name: liquidation_book
+-- vi: the symbol's VI state today (NULL: none known), so an order resting in a VI auction is left there.
 SELECT p.symbol, p.qty, p.worker_id, p.trip_first_fill_id,
-       b.price, b.bid, b.ask, b.turnover, s.lower_limit, s.base_price, s.market
+       b.price, b.bid, b.ask, b.turnover, s.lower_limit, s.base_price, s.market, v.state AS vi
   FROM trade.position_state p
   LEFT JOIN market.prices_best b ON b.symbol = p.symbol
   LEFT JOIN market.symbols s ON s.symbol = p.symbol
+  LEFT JOIN market.vi_state v
+         ON v.symbol = p.symbol
+        AND (v.ts AT TIME ZONE 'Asia/Seoul')::date = (%(now)s::timestamptz AT TIME ZONE 'Asia/Seoul')::date
  WHERE p.status = 'OPEN'
  ORDER BY p.symbol;
 
