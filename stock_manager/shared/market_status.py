@@ -16,6 +16,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Final
 
+from stock_manager.shared.market_rules import STATIC_VI_RATE
+
 
 class ViState(StrEnum):
     """Whether a VI holds the stock in a single-price auction, and which one."""
@@ -32,9 +34,9 @@ _KINDS: Final = frozenset({ViState.STATIC, ViState.DYNAMIC, ViState.BOTH})
 VI_CODES: Final = {"N": ViState.NONE, "0": ViState.NONE, "Y": ViState.AUCTION, "1": ViState.STATIC,
                    "2": ViState.DYNAMIC, "3": ViState.BOTH}
 VI_AUCTION_HOUR_CODE: Final = "C"
-# KRX: a static VI fires when the price would move this far from its reference (the last
-# single-price auction's price: the open, or the last VI's uncross)
-STATIC_VI_RATE: Final = Decimal("0.10")
+# HOUR_CLS_CODE of an auction's indicative records (A post-close, B pre-open, C a VI, D after-hours):
+# with no volume such a record is what the auction would uncross at, not a trade
+INDICATIVE_HOUR_CODES: Final = frozenset({"A", "B", VI_AUCTION_HOUR_CODE, "D"})
 
 
 def vi_from_quote(code: str, current: ViState | None = None) -> ViState | None:
@@ -58,7 +60,8 @@ def vi_from_trade(hour_cls_code: str, current: ViState | None) -> ViState | None
 
 
 def static_vi_triggers(reference: Decimal) -> tuple[Decimal, Decimal]:
-    """(lower, upper) prices at which a static VI fires from ``reference``."""
+    """(lower, upper) prices at which a static VI fires from ``reference`` (``STATIC_VI_RATE``, the
+    rule the simulator trips its VIs by)."""
     return reference * (1 - STATIC_VI_RATE), reference * (1 + STATIC_VI_RATE)
 
 
