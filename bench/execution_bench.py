@@ -177,9 +177,9 @@ def main() -> None:
 def _latency_rows(lat: list[float]) -> list[tuple[str, str, str]]:
     return [
         ("intent INSERT -> order POST at the broker (ms)", summary(lat),
-         "p50 <= 5 ms, p99 <= 20 ms"),
+         "p50 <= 10 ms, p99 <= 30 ms"),
         ("  p50 / p99", f"{pct(lat, 50):.2f} / {pct(lat, 99):.2f} ms",
-         "PASS" if pct(lat, 50) <= 5 and pct(lat, 99) <= 20 else "FAIL"),
+         "PASS" if pct(lat, 50) <= 10 and pct(lat, 99) <= 30 else "FAIL"),
     ]
 
 
@@ -188,9 +188,9 @@ def _throughput_rows(n: int, one: tuple[float, float], two: tuple[float, float])
     return [
         (f"sustained intents/s, limit off ({n} intents)",
          f"{tp:.0f}/s recorded ({sim_rate:.0f}/s arriving at the broker)",
-         "PASS >= 500/s" if tp >= 500 else "FAIL (>= 500/s)"),
+         "PASS >= 300/s" if tp >= 300 else "FAIL (>= 300/s)"),
         ("  the same with two Execution processes", f"{tp2:.0f}/s recorded ({sim_rate2:.0f}/s at the broker)",
-         "PASS >= 500/s" if tp2 >= 500 else "FAIL (>= 500/s)"),
+         "PASS >= 300/s" if tp2 >= 300 else "FAIL (>= 300/s)"),
     ]
 
 

@@ -41,7 +41,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -313,12 +313,11 @@ def sim_capacity(entry: str, args: argparse.Namespace) -> dict[str, Any]:
 # --- (b) adapter round trip -----------------------------------------------------------------------
 
 
-async def adapter_round_trip(sim: Sim, n: int, concurrency: int,
-                             transport: Literal["lean", "httpcore"] = "lean") -> dict[str, Any]:
+async def adapter_round_trip(sim: Sim, n: int, concurrency: int) -> dict[str, Any]:
     sim.fresh(rate_limit=0)
     symbols = sim.cheap_symbols(8)
     creds = new_credentials()
-    settings = KisRestSettings(env=KisEnv.REAL, base_url=sim.url, http_transport=transport)
+    settings = KisRestSettings(env=KisEnv.REAL, base_url=sim.url)
     rest = KisRestClient(settings, creds, InMemoryTokenStore(), UnlimitedRateLimiter(), clock=sim.clock())
     latencies: list[float] = []
     try:
@@ -343,7 +342,6 @@ async def adapter_round_trip(sim: Sim, n: int, concurrency: int,
         await rest.aclose()
     return {
         "concurrency": concurrency,
-        "transport": transport,
         "orders": len(latencies),
         "per_s": len(latencies) / elapsed,
         "p50_ms": percentile(latencies, 50),
@@ -560,13 +558,10 @@ def main(argv: list[str] | None = None) -> int:
         raw = asyncio.run(raw_round_trip(sim, args.orders))
         seq = asyncio.run(adapter_round_trip(sim, args.orders, 1))
         par = asyncio.run(adapter_round_trip(sim, args.orders, 8))
-        old = asyncio.run(adapter_round_trip(sim, args.orders, 8, "httpcore"))
         rows.append(("(b) raw socket, sequential", f"p50 {raw['p50_ms']:.2f} ms, p99 {raw['p99_ms']:.2f} ms "
                      f"({raw['orders']} orders, {raw['per_s']:,.0f}/s) - the simulator's floor"))
-        for r in (seq, par, old):
+        for r in (seq, par):
             label = "sequential" if r["concurrency"] == 1 else f"{r['concurrency']} concurrent"
-            if r["transport"] != "lean":
-                label += f", over {r['transport']}"
             rows.append((f"(b) adapter order_cash, {label}",
                          f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.1f} ms "
                          f"({r['orders']} orders, {r['per_s']:,.0f}/s)"))

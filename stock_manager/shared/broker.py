@@ -45,8 +45,7 @@ def open_broker(settings: Settings, pool: Pool, conninfo: str, clock: Clock) -> 
     redact.add(creds.secret_values())
     env = KisEnv(settings.kis_env)
     rest_settings = KisRestSettings(env=env, base_url=settings.rest_url, read_timeout=settings.kis_read_timeout_s,
-                                    order_read_timeout=settings.kis_order_timeout_s,
-                                    http_transport=settings.kis_http_transport)
+                                    order_read_timeout=settings.kis_order_timeout_s)
     key_id = creds.key_id(env)
     inner: RateLimiter = (
         PgRateLimiter(pool, key_id, settings.rate_limit) if settings.rate_limit > 0 else UnlimitedRateLimiter()

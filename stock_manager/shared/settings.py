@@ -12,7 +12,7 @@ import os
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -92,8 +92,6 @@ class Settings(BaseSettings):
     kis_rate_limit_per_s: int | None = Field(default=None, ge=0, le=1000)
     kis_read_timeout_s: float = Field(default=10.0, gt=0, le=120)
     kis_order_timeout_s: float = Field(default=15.0, gt=0, le=120)
-    # the HTTP layer under the KIS client: "lean" (shared/kis/transport.py) or httpx's "httpcore"
-    kis_http_transport: Literal["lean", "httpcore"] = "lean"
     kis_commission_rate: Decimal = Field(default=Decimal("0.00015"), ge=0, le=Decimal("0.01"))
     # fees tiered by trade value (branch/phone accounts), JSON; wins over KIS_COMMISSION_RATE when set
     kis_fee_schedule: Annotated[FeeSchedule | None, NoDecode] = None

@@ -61,7 +61,6 @@ def test_a_missing_credential_outside_sim_names_itself(monkeypatch: pytest.Monke
     ("var", "value", "name"),
     [("KIS_ACCOUNT", "1234-5", "KIS_ACCOUNT"), ("SM_MODE", "prod", "SM_MODE"),
      ("DATABASE_URL", "host=x port=notaport =", "DATABASE_URL"), ("SM_DASHBOARD_ADDR", "nohost", "SM_DASHBOARD_ADDR"),
-     ("KIS_HTTP_TRANSPORT", "curl", "KIS_HTTP_TRANSPORT"),
      ("KIS_FEE_SCHEDULE", '[{"rate": "0.5"}]', "KIS_FEE_SCHEDULE"),
      ("KIS_FEE_SCHEDULE", "0.015%", "KIS_FEE_SCHEDULE"),
      ("KIS_FEE_SCHEDULE", '[{"rate": "0.001"}, {"rate": "0.002"}]', "KIS_FEE_SCHEDULE")],
@@ -74,12 +73,6 @@ def test_a_malformed_setting_is_one_line_naming_it(
         load_settings()
     assert str(e.value).startswith(f"setting {name} is malformed")
     assert ("\n" not in str(e.value) and value not in str(e.value)) or var == "SM_MODE"
-
-
-def test_the_http_layer_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert load_settings().kis_http_transport == "lean"
-    monkeypatch.setenv("KIS_HTTP_TRANSPORT", "httpcore")
-    assert load_settings().kis_http_transport == "httpcore"
 
 
 def test_secrets_never_print(monkeypatch: pytest.MonkeyPatch) -> None:

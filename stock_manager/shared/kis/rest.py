@@ -88,7 +88,6 @@ from stock_manager.shared.kis.models import (
     parse_volume_rank,
 )
 from stock_manager.shared.kis.ports import CachedToken, Priority, RateLimiter, TokenStore
-from stock_manager.shared.kis.transport import KeepAliveTransport
 
 _T = TypeVar("_T")
 
@@ -134,9 +133,6 @@ class KisRestSettings(BaseModel):
     max_pages: int = Field(default=50, ge=1)
     # a handful of keep-alive connections carries 20 requests/s (and a simulator's hundreds) fine
     max_connections: int = Field(default=8, ge=1, le=100)
-    # "lean": httpx over ``stock_manager.shared.kis.transport`` (asyncio + httptools), about half httpcore's CPU
-    # per request; "httpcore": httpx's own transport
-    http_transport: Literal["lean", "httpcore"] = "lean"
     page_pause: float = Field(default=0.0, ge=0)
     retry: RetryPolicy = RetryPolicy()
 
@@ -229,8 +225,14 @@ _HTTPX_LOG_FILTER: Final = _RedactingFilter()
 logging.getLogger("httpx").addFilter(_HTTPX_LOG_FILTER)
 
 
-# httpx failures that happen before a single request byte is written.
-_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+# The httpx failures that happen before a single byte of the request is written, over httpx's own
+# transport (httpcore): no connection to be had from the pool in time, none could be opened (TCP, TLS),
+# or the URL cannot be spoken at all.  An idle connection the server has closed is dropped before it
+# is written to (httpcore checks that it is not readable first).  Every other ``httpx.TransportError``
+# (ReadTimeout, ReadError, WriteError, WriteTimeout, RemoteProtocolError, ...) may follow a request
+# that reached the server: for an order, "maybe sent".  tests/unit/kis/test_kis_transport.py holds
+# each case against real sockets.
+NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
 class KisRestClient:
@@ -266,8 +268,8 @@ class KisRestClient:
         self._timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
         self._order_timeout = httpx.Timeout(settings.order_read_timeout, connect=settings.connect_timeout)
         _HTTPX_LOG_FILTER.secrets.update(v for v in credentials.secret_values() if len(v) >= 4)
-        if transport is None and settings.http_transport == "lean":
-            transport = KeepAliveTransport(max_connections=settings.max_connections)
+        # httpx's own transport, never retrying by itself (retries=0, its default): whether a failed
+        # request may be sent again is this client's decision, from the exception (NOT_SENT)
         self._http = httpx.AsyncClient(
             base_url=settings.rest_url,
             transport=transport,
@@ -473,7 +475,7 @@ class KisRestClient:
                 headers=headers,
                 timeout=self._order_timeout if kind is _Kind.ORDER else self._timeout,
             )
-        except _NOT_SENT as exc:
+        except NOT_SENT as exc:
             failure, sent = type(exc).__name__, False
         except httpx.TransportError as exc:
             failure = type(exc).__name__
