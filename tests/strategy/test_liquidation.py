@@ -11,6 +11,7 @@ from typing import Any
 
 from stock_manager.services.execution.rules import Intent, SymbolInfo, validate
 from stock_manager.services.strategy.app import StrategyApp
+from stock_manager.services.strategy.quotes import QuoteUnavailable
 from stock_manager.shared.clock import ManualClock
 from stock_manager.shared.db.pool import Pool
 from stock_manager.shared.market_rules import Market
@@ -375,4 +376,39 @@ async def test_an_entry_still_unresolved_at_the_close_lets_go_of_its_lock(strate
     assert await rows(admin_pool, "SELECT * FROM trade.workers WHERE current_symbol IS NOT NULL") == []
     async with admin_pool.connection() as conn:
         assert (await events(conn, "EntryAbandoned"))[0]["level"] == "WARN"
+    await app.stop()
+
+
+class QuotedClose:
+    """The broker's inquire-price after the regular session: its price is the day's close."""
+
+    def __init__(self, close: int | None) -> None:
+        self.close = close
+        self.asked: list[str] = []
+
+    async def price(self, symbol: str) -> Decimal:
+        self.asked.append(symbol)
+        if self.close is None:
+            raise QuoteUnavailable(f"{symbol}: no quote")
+        return Decimal(self.close)
+
+
+async def test_a_thin_name_without_a_bar_takes_its_close_from_the_broker(
+        strategy_pool: Pool, admin_pool: Pool, clock: ManualClock, logs: list[dict[str, Any]]) -> None:
+    app = await one_thin_position(strategy_pool, admin_pool, clock)
+    quotes = QuotedClose(None)
+    app.rt.quotes = quotes
+    at(clock, 16, 0)
+    async with admin_pool.connection() as conn:  # its bars end in the morning: none of the closing call
+        await broker_checked(conn, clock.now())
+    for _ in range(3):
+        assert await app.liquidator.round() == 0  # no close anywhere: no price to offer, said once
+    assert len([r for r in logs if "no closing price known" in r["message"]]) == 1
+    quotes.close = 10_280
+    assert await app.liquidator.round() == 1
+    async with admin_pool.connection() as conn:
+        ahs = (await intents(conn, symbol="000660", side="SELL"))[-1]
+    # 10,280 - 10 % = 9,252, up onto the 10-won tick
+    assert (ahs["order_type"], ahs["limit_price"]) == ("AHS", Decimal(9_260))
+    assert quotes.asked == ["000660"] * 4
     await app.stop()

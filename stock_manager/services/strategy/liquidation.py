@@ -41,6 +41,7 @@ from stock_manager.services.strategy.intents import (
     write_intent,
 )
 from stock_manager.services.strategy.queries import Q
+from stock_manager.services.strategy.quotes import QuoteUnavailable
 from stock_manager.services.strategy.rules.exits import FORCED_REASONS, ExitReason
 from stock_manager.services.strategy.rules.liquidation import (
     AFTER_CLOSE_STAGES,
@@ -67,6 +68,7 @@ from stock_manager.services.strategy.rules.liquidation import (
 from stock_manager.services.strategy.rules.scan import spread_pct
 from stock_manager.services.strategy.runtime import Runtime, trading_state
 from stock_manager.shared.clock import kst
+from stock_manager.shared.kis.errors import KisError
 from stock_manager.shared.locks import Lock, lock_params
 from stock_manager.shared.market_rules import Market, Phase, phase_at, trade_date
 from stock_manager.shared.market_status import IN_VI
@@ -224,17 +226,31 @@ class Liquidator:
         if session is None:
             return None
         close = (await (await conn.execute(Q["closing_price"], {
-            "symbol": sym, "trade_date": session.day, "open": session.open_at,
+            "symbol": sym, "trade_date": session.day, "closing_call": session.at(session.closing_auction_start),
             "post_close": session.at(session.post_close_start)})).fetchone() or {}).get("close")
         if step.order_type is OrderType.CLOSE:
             return OrderType.CLOSE, None, Decimal(close) if close is not None else ref
         if step.order_type is OrderType.AHS:
             if close is None:
-                logger.warning("liquidation {}: no closing price known, so no after-hours price; waiting", sym)
+                close = await self._broker_close(sym)
+            if close is None:
+                if self._once(sym, int(r["trip_first_fill_id"]), step, "no-close"):
+                    logger.warning("liquidation {}: no closing price known (no 06 fill, no bar, no broker quote), so "
+                                   "no after-hours price; waiting", sym)
                 return None
             base = int(r["base_price"]) if r["base_price"] is not None else None
             return OrderType.AHS, after_hours_price(Decimal(close), base, market), Decimal(close)
         return None
+
+    async def _broker_close(self, sym: str) -> Decimal | None:
+        """The day's close as the broker quotes it: after the regular session, inquire-price's price
+        is its close (after-hours trades have fields of their own).  A thin name PriceSync never
+        streamed has no 1-minute bar to read it from."""
+        try:
+            return await self.rt.quotes.price(sym)
+        except (QuoteUnavailable, KisError) as e:
+            logger.info("liquidation {}: the broker quoted no close: {}", sym, e)
+            return None
 
     def _next_stage(self, step: Step) -> str:
         nxt = NEXT_STAGE[step.stage]

@@ -16,13 +16,14 @@ SELECT p.symbol, p.qty, p.worker_id, p.trip_first_fill_id,
 
 -- name: closing_price
 -- The day's close: what our own post-close (06) sells traded at, which is the close by definition;
--- else the last 1-minute bar before the post-close session, which holds the closing uncross.
+-- else the last 1-minute bar of the closing call, which holds its uncross (a thin name's last bar
+-- from earlier in the day is not its close).  Else none: the broker's quote is asked.
 SELECT coalesce(
     (SELECT f.price FROM trade.fills f JOIN trade.orders o ON o.order_id = f.order_id
       WHERE f.symbol = %(symbol)s AND o.ord_dvsn = '06' AND o.trade_date = %(trade_date)s
       ORDER BY f.fill_id DESC LIMIT 1),
     (SELECT c.close FROM market.candles c
-      WHERE c.symbol = %(symbol)s AND c.bucket_ts >= %(open)s AND c.bucket_ts < %(post_close)s
+      WHERE c.symbol = %(symbol)s AND c.bucket_ts >= %(closing_call)s AND c.bucket_ts < %(post_close)s
       ORDER BY c.bucket_ts DESC LIMIT 1)) AS close;
 
 -- name: liquidation_sells_on_date
