@@ -2,7 +2,8 @@
 
 ``GET /sim/master/<name>`` must be what PriceSync's own parser reads as it reads KIS's download, and
 list exactly the universe ``/sim/symbols`` shows.  With ``master_dir`` (``kis-sim --master DIR``)
-the universe is the real files' listed shares (``shared/kis-samples/master`` beside the repository;
+the universe is the real files' listed shares, with their halts and designations
+(``shared/kis-samples/master`` beside the repository;
 those tests skip, with the reason, where it is absent).
 """
 
@@ -95,8 +96,15 @@ def test_universe_from_real_master_files(real_master_sim: SimServer) -> None:
     assert symbols["005930"] == ("삼성전자", Market.KOSPI, 259_000, False)
     assert symbols["0001A0"][:2] == ("덕양에너젠", Market.KOSDAQ)
     assert symbols["000040"][3] and symbols["001840"][3]  # halted in the files
-    tiers = {s["symbol"]: s["tier"] for s in real_master_sim.control("GET", "/sim/symbols")["symbols"]}
-    assert tiers["005930"] == 0 and tiers["000660"] == 0
+    rows = {s["symbol"]: s for s in real_master_sim.control("GET", "/sim/symbols")["symbols"]}
+    assert rows["005930"]["tier"] == 0 and rows["000660"]["tier"] == 0
+    # the files' designations: 관리종목, 시장경보, 정리매매
+    administrative = {c for c, r in real.items() if r.administrative}
+    assert administrative and {c for c, s in rows.items() if s["designation"] == "51"} == administrative
+    assert all(rows[c]["warn_code"] == r.market_warning for c, r in real.items())
+    assert {c for c, s in rows.items() if s["liquidation_trading"]} == {c for c, r in real.items() if r.liquidation}
+    assert rows["060240"]["liquidation_trading"]
+    assert rows["005930"]["designation"] is None
     # and the files it serves say the same again
     assert _served(real_master_sim) == symbols
 

@@ -28,10 +28,10 @@ from stock_manager.shared.market_rules import (
 from . import messages as m
 from .accounts import Account
 from .config import SimConfig
-from .listing import NO_DESIGNATION, Designation, kospi200_members, seeded_designations
+from .listing import NO_DESIGNATION, Designation, kospi200_members, master_designations, seeded_designations
 from .market import Interruption, SymbolState, day_date, day_number, hhmmss
 from .orders import CLOSE_PRICE_DVSN, ORDER_COND, PRICELESS, Fill, Order, OrderKind, Side
-from .universe import Symbol, build_universe, universe_from_master
+from .universe import Symbol, build_universe, read_master_dir, universe_from_master
 
 REAL_DVSN = frozenset(
     {"00", "01", "02", "03", "04", "05", "06", "07", "11", "12", "13", "14", "15", "16", "21", "22", "23", "24"}
@@ -80,10 +80,15 @@ class Broker:
     def __init__(self, config: SimConfig, clock: ScaledClock) -> None:
         self.config = config
         self.clock = clock
+        records = read_master_dir(config.master_dir) if config.master_dir is not None else None
         self.universe: dict[str, Symbol] = (
-            universe_from_master(config.master_dir, config.seed, config.extra_halted) if config.master_dir is not None
+            universe_from_master(records, config.seed, config.extra_halted) if records is not None
             else build_universe(config.seed, config.universe_size, config.extra_halted))
         self.kospi200 = kospi200_members(self.universe)
+        # what a reset goes back to: real master files' designations, else the seed's
+        self.first_designations = (
+            master_designations(records, self.universe) if records is not None
+            else seeded_designations(self.universe, config.seed, self.kospi200))
         self.notices: NoticeSink = _NoNotices()
         self.fault_rng = random.Random(config.seed ^ 0x5EED)
         self.exchange_reject_rate = 0.0
@@ -100,8 +105,8 @@ class Broker:
         self._exec_seq = 0
         self._odno_date: date | None = None
         self._odno_next = self.config.odno_start
-        # the seed's designations; the control API changes them until the next reset
-        self.designations: dict[str, Designation] = seeded_designations(self.universe, self.config.seed, self.kospi200)
+        # the control API changes them until the next reset
+        self.designations: dict[str, Designation] = dict(self.first_designations)
 
     # ------------------------------------------------------------------ lookups
 

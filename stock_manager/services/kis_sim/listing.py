@@ -11,9 +11,10 @@ change a designation during a test (``POST /sim/designate``).  Halts (거래정�
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from stock_manager.shared.kis.master import MasterRecord
 from stock_manager.shared.market_rules import Market
 
 from .universe import Symbol
@@ -88,4 +89,22 @@ def seeded_designations(universe: Mapping[str, Symbol], seed: int, kospi200: fro
             out[code] = Designation(status, _WARNING_OF_STATUS.get(status, "00"))
         else:
             out[code] = Designation("51", liquidation=True)
+    return out
+
+
+_STATUS_OF_WARNING = {warning: status for status, warning in _WARNING_OF_STATUS.items()}
+
+
+def master_designations(records: Iterable[MasterRecord], universe: Mapping[str, Symbol]) -> dict[str, Designation]:
+    """The designations real KIS master files carry, for the universe's names (``kis-sim --master``):
+    관리종목 (51), else a 시장경보 (투자주의 54, 투자경고 53, 투자위험 52, with its warning code), and
+    정리매매.  단기과열 is in the files too, as a code whose values are not documented; it is left out."""
+    out: dict[str, Designation] = {}
+    for r in records:
+        if r.code not in universe:
+            continue
+        warning = r.market_warning if r.market_warning in WARN_CODES else "00"
+        status = "51" if r.administrative else _STATUS_OF_WARNING.get(warning)
+        if status is not None or r.liquidation:
+            out[r.code] = Designation(status, warning, r.liquidation)
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -196,17 +197,17 @@ def read_master_dir(folder: Path) -> list[MasterRecord]:
     return records
 
 
-def universe_from_master(folder: Path, seed: int, extra_halted: tuple[str, ...] = ()) -> dict[str, Symbol]:
-    """The listed shares of real KIS master files: their codes, names, markets, base prices, halt
-    flags, prior volumes and listed shares.
+def universe_from_master(records: Iterable[MasterRecord], seed: int,
+                         extra_halted: tuple[str, ...] = ()) -> dict[str, Symbol]:
+    """The listed shares of real KIS master files (``read_master_dir``): their codes, names, markets,
+    base prices, halt flags, prior volumes and listed shares.
 
     Only shares are taken (group ST, 6-character codes), not ETFs, ETNs, funds or ELWs, whose prices
     this market does not model.  What the files do not say comes from the seed as in
     ``build_universe``: the liquidity tier by market-cap rank (``tiers_by_rank``), the daily
     volatility from the tier, the prior day's high and low around the base price.
     """
-    shares = [r for r in read_master_dir(folder)
-              if r.group == "ST" and len(r.code) == 6 and r.code.isalnum() and r.base_price > 0]
+    shares = [r for r in records if r.group == "ST" and len(r.code) == 6 and r.code.isalnum() and r.base_price > 0]
     tiers = tiers_by_rank({r.code: r.market_cap for r in shares})
     rng = random.Random(seed)
     symbols: dict[str, Symbol] = {}
