@@ -652,11 +652,17 @@ class Soak:
                   f"order {'origin ' + row['origin'] if row else 'missing'}, {len(events)} ManualOrder events")
         bought = sum(int(f["qty"]) for f in fills if f["odno"] == m.odno)
         sold = await self._rows("sell_reasons", {"symbol": m.symbol}) or []
-        early = [r for r in sold if r["first_fill"] is not None and kst(r["first_fill"]).time() < dtime(15, 20)]
-        res.check("the thin manual buy was held at 15:20 and sold by the close", bought > 0 and bool(sold)
-                  and not early and all(r["reason"] == "FORCED_LIQUIDATION" for r in sold),
-                  ", ".join(f"{r['reason']} {r['order_types']} x{r['qty']} from {kst(r['first_fill']):%H:%M:%S}"
-                            for r in sold) or "never sold")
+        # bought just before the closing call: the close sells it, with a sell placed before 15:20
+        # (if it saw the position in time) or after the uncross, never one sent into the call
+        written = await self._rows("sells_written", {"symbol": m.symbol}) or []
+        into_call = [w for w in written if dtime(15, 20) <= kst(w["market_ts"]).time() < dtime(15, 31)]
+        held = all(kst(r["first_fill"]).time() >= dtime(15, 20) for r in sold if r["first_fill"] is not None)
+        res.check("the thin manual buy was sold by the close, nothing sent into the closing call", bought > 0
+                  and bool(sold) and not into_call and all(r["reason"] == "FORCED_LIQUIDATION" for r in sold),
+                  (", ".join(f"{r['reason']} {r['order_types']} x{r['qty']} from {kst(r['first_fill']):%H:%M:%S}"
+                             for r in sold) or "never sold")
+                  + ("; held through the closing call" if held and sold else "; sold before 15:20")
+                  + (f"; {len(into_call)} sells written into the call" if into_call else ""))
         res.stats["manual order"] = (
             f"{m.symbol} (tier {m.tier}) BUY {m.qty} at {kst(m.at):%H:%M:%S}, {bought} filled; sold by "
             + (", ".join(f"{r['reason']} x{r['qty']}" for r in sold) or "nobody"))

@@ -97,6 +97,12 @@ SELECT i.reason, sum(f.qty)::bigint AS qty, min(f.ts) AS first_fill,
  GROUP BY i.reason
  ORDER BY i.reason;
 
+-- name: sells_written
+-- Every sell intent of a symbol, when (market time) and of which order type.
+SELECT market_ts, order_type, reason FROM trade.order_intents
+ WHERE symbol = %(symbol)s AND side = 'SELL'
+ ORDER BY created_ts;
+
 -- name: position_verdicts
 SELECT (SELECT verdict FROM trade.position_checks ORDER BY check_id DESC LIMIT 1) AS latest,
        (SELECT diffs FROM trade.position_checks ORDER BY check_id DESC LIMIT 1) AS latest_diffs,
