@@ -242,9 +242,7 @@ class PriceSync:
 
     async def _on_quote(self, symbol: str, quote: Quote) -> None:
         self.ingest.add_quote(symbol, quote)
-        if symbol not in self.master.known or self.master.known[symbol].halted != (
-            quote.halted or quote.status_code == "58"
-        ):
+        if self.master.changed(symbol, quote):
             await self.master.note_quote(symbol, quote)
             if symbol not in self.scheduler.universe:
                 self.scheduler.universe.append(symbol)

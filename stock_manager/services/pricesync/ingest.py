@@ -8,7 +8,14 @@ load), swaps the pending batch out and writes it in one transaction:
 * ``COPY … FROM STDIN (FORMAT BINARY)`` of every tick into ``market.ticks``;
 * one multi-row upsert of the latest price per symbol into ``market.prices_best``;
 * one merge of the batch's partial one-minute bars into ``market.candles``;
-* the freshness verdicts that this batch changed (a new symbol, STALE turning FRESH).
+* the freshness verdicts that this batch changed (a new symbol, STALE turning FRESH);
+* the VI states that changed (``market.vi_state``, each change also in ``market.vi_history``):
+  HOUR_CLS_CODE ``C`` on a record or an order book means a VI auction, a record's VI_STND_PRC is
+  the static VI's reference, a quote's ``vi_cls_code`` says whether (or which) VI runs.  Only a
+  change costs a row, so the hot path compares two values per print and writes nothing; a change
+  one source saw makes the others' next word count even if it repeats their last.  An indicative
+  record (no volume, HOUR_CLS_CODE A-D: what the auction would uncross at) counts for the VI state
+  only, never as a trade or a price.
 
 (Prices and bars reach the server by binary COPY into per-connection staging tables, because
 psycopg formats a COPY row in C while parameter arrays are dumped element by element in Python.)
@@ -43,6 +50,7 @@ from psycopg import AsyncConnection
 from stock_manager.shared.clock import Clock, kst
 from stock_manager.shared.kis.models import Quote
 from stock_manager.shared.kis.ws_frames import OrderBook, Trade
+from stock_manager.shared.market_status import INDICATIVE_HOUR_CODES, ViState, vi_from_quote, vi_from_trade
 
 from . import candles as cdl
 from .freshness import FreshnessRules, Source, Status, Verdict, WsHealth, judge
@@ -88,6 +96,8 @@ class _Fresh:
 # (source, the trade or quote, received market time, received monotonic time): the newest price
 # of one symbol in the pending batch.  A plain tuple, because one is built for every print.
 _Latest = tuple[str, Trade | Quote, datetime, float]
+# (symbol, state, reference, source, market time): one change of a symbol's VI state
+ViRow = tuple[str, ViState, int | None, str, datetime]
 
 
 def _none_if_zero(value: int) -> int | None:
@@ -120,6 +130,12 @@ class Ingest:
         self._recv: list[float] = []
         self._latest: dict[str, _Latest] = {}
         self._books: dict[str, OrderBook] = {}
+        self._vi_rows: list[ViRow] = []
+        # per symbol: the VI state and reference known, the (HOUR_CLS_CODE, VI_STND_PRC) of the last
+        # print (so a print that repeats it costs one comparison) and the last book's HOUR_CLS_CODE
+        self._vi: dict[str, tuple[ViState, int | None]] = {}
+        self._vi_key: dict[str, tuple[str, int | None]] = {}
+        self._vi_book: dict[str, str] = {}
         self._first_mono: float | None = None
         self._has_data = asyncio.Event()
         self._room = asyncio.Event()
@@ -172,6 +188,15 @@ class Ingest:
             self._ts, self._ts_time, self._ts_day = t.ts, t.time, t.business_date
             if t.business_date != self._last_day:
                 self._note_day(t.business_date)
+        vi_key = (t.hour_cls_code, t.vi_standard_price)
+        if self._vi_key.get(symbol) != vi_key:
+            self._vi_key[symbol] = vi_key
+            self._vi_from_trade(symbol, t)
+        if t.volume == 0 and t.hour_cls_code in INDICATIVE_HOUR_CODES:
+            # an auction's indicative record (during a VI, code C): nothing traded, so no tick, and
+            # its price (the 예상체결가) is no price to publish
+            self._mark(mono)
+            return
         self._ticks.append(
             (symbol, self._ts, t.price, t.volume, t.cum_volume, t.cum_value, _SIDES.get(t.ccld_dvsn), "WS", received)
         )
@@ -185,9 +210,20 @@ class Ingest:
 
     def add_book(self, book: OrderBook) -> None:
         """One H0STASP0 order book: best bid/ask only."""
-        if (book.symbol not in self._valid and not self._check_symbol(book.symbol)) or not book.asks or not book.bids:
+        symbol = book.symbol
+        if symbol not in self._valid and not self._check_symbol(symbol):
             return
-        self._books[book.symbol] = book
+        if self._vi_book.get(symbol) != book.hour_cls_code:
+            self._vi_book[symbol] = book.hour_cls_code
+            known = self._vi.get(symbol)
+            state = vi_from_trade(book.hour_cls_code, known[0] if known else None)
+            if state is not None and self._note_vi(symbol, state, known[1] if known else None, "WS",
+                                                   self._clock.now()):
+                self._vi_key.pop(symbol, None)
+                self._mark(time.monotonic())
+        if not book.asks or not book.bids:
+            return
+        self._books[symbol] = book
         self._mark(time.monotonic())
 
     def _cum_volume(self, symbol: str, day: date) -> int | None:
@@ -222,12 +258,43 @@ class Ingest:
         if previous is None or q.acml_vol > previous:
             self._cum[symbol] = (day, q.acml_vol)
         self._latest[symbol] = ("REST", q, received, mono)
+        known = self._vi.get(symbol)
+        state = vi_from_quote(q.vi_cls_code, known[0] if known else None)
+        if state is not None and self._note_vi(symbol, state, known[1] if known else None, "REST", received):
+            # the stream's next word is judged afresh, even if it repeats its last (a late answer
+            # must not outlive what the stream says)
+            self._vi_key.pop(symbol, None)
+            self._vi_book.pop(symbol, None)
         self._mark(mono)
+
+    def _vi_from_trade(self, symbol: str, t: Trade) -> None:
+        known = self._vi.get(symbol)
+        state = vi_from_trade(t.hour_cls_code, known[0] if known else None)
+        if state is None:
+            state = known[0] if known else ViState.NONE
+        ref = t.vi_standard_price if t.vi_standard_price else (known[1] if known else None)
+        if self._note_vi(symbol, state, ref, "WS", t.ts):
+            self._vi_book.pop(symbol, None)
+
+    def _note_vi(self, symbol: str, state: ViState, reference: int | None, source: str, ts: datetime) -> bool:
+        """Queue a change of ``symbol``'s VI state for the next batch; False when nothing changed."""
+        known = self._vi.get(symbol)
+        if known == (state, reference):
+            return False
+        self._vi[symbol] = (state, reference)
+        if known is None and state is ViState.NONE and reference is None:
+            return False  # no VI and no reference: no row says more than none
+        self._vi_rows.append((symbol, state, reference, source, ts))
+        return True
 
     def _note_day(self, day: date) -> None:
         self._last_day = day
         if day not in self._days_ensured:
             self._days_needed.add(day)
+        # a new trade date: yesterday's VI states and references say nothing about today
+        self._vi.clear()
+        self._vi_key.clear()
+        self._vi_book.clear()
 
     @property
     def pending(self) -> int:
@@ -349,8 +416,8 @@ class Ingest:
         self._has_data.set()
 
     async def _flush(self, conn: AsyncConnection[Any]) -> None:
-        ticks, recv, latest, books = self._ticks, self._recv, self._latest, self._books
-        self._ticks, self._recv, self._latest, self._books = [], [], {}, {}
+        ticks, recv, latest, books, vi = self._ticks, self._recv, self._latest, self._books, self._vi_rows
+        self._ticks, self._recv, self._latest, self._books, self._vi_rows = [], [], {}, {}, []
         self._first_mono = None
         self._room.set()
         started = time.monotonic()
@@ -358,11 +425,12 @@ class Ingest:
         try:
             if self._days_needed:
                 await self._ensure_days(conn, set(self._days_needed))
-            await self._write(conn, ticks, latest, books, now)
+            await self._write(conn, ticks, latest, books, now, vi)
         except (psycopg.OperationalError, psycopg.InterfaceError):
             # put the batch back in front of what arrived meanwhile and let run() reconnect
             self._ticks = ticks + self._ticks
             self._recv = recv + self._recv
+            self._vi_rows = vi + self._vi_rows
             for sym, item in latest.items():
                 self._latest.setdefault(sym, item)
             for sym, book in books.items():
@@ -399,6 +467,7 @@ class Ingest:
         latest: dict[str, _Latest],
         books: dict[str, OrderBook],
         now: datetime,
+        vi: list[ViRow] | None = None,
     ) -> None:
         cutoff = self._cutoff(now)
         bars, late = cdl.fold(ticks, cutoff)
@@ -421,6 +490,8 @@ class Ingest:
                 await conn.execute(Q["update_books"], _book_params(books))
             if fresh_rows is not None:
                 await conn.execute(Q["upsert_freshness"], fresh_rows)
+            if vi:
+                await conn.execute(Q["record_vi"], _vi_params(vi))
 
     def _cutoff(self, now: datetime) -> datetime:
         cutoff = cdl.close_cutoff(now, self._cfg.candle_grace_market_s, self._cfg.candle_grace_wall_s,
@@ -526,6 +597,19 @@ def _fresh_params(rows: list[tuple[str, Source, _Fresh]], now: datetime) -> dict
         "status": [r[2].status.value for r in rows],
         "reason": [r[2].reason for r in rows],
         "checked_ts": now,
+    }
+
+
+def _vi_params(rows: list[ViRow]) -> dict[str, Any]:
+    """Every change for the history; the last per symbol (``last``) for the state table."""
+    last = {r[0]: i for i, r in enumerate(rows)}
+    return {
+        "symbol": [r[0] for r in rows],
+        "state": [r[1].value for r in rows],
+        "reference": [r[2] for r in rows],
+        "source": [r[3] for r in rows],
+        "ts": [r[4] for r in rows],
+        "last": [last[r[0]] == i for i, r in enumerate(rows)],
     }
 
 

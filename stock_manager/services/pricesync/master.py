@@ -8,6 +8,7 @@ and in ``ops.events``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -22,7 +23,7 @@ from stock_manager.shared.market_rules import Market
 
 from .queries import Q
 from .report import Reporter
-from .symbols import SymbolInfo, from_quote, parse_sim_symbols, read_master_download, upsert_params
+from .symbols import SymbolInfo, from_quote, parse_sim_symbols, quote_status, read_master_download, upsert_params
 
 
 async def fetch_sim_symbols(rest_url: str, *, http_timeout_s: float = 10.0) -> list[SymbolInfo]:
@@ -78,9 +79,11 @@ class SymbolMaster:
         self.complete = True
         await self.refresh()
         halted = sum(1 for i in infos if i.halted)
-        logger.info("symbol master: {} symbols from {} ({} halted)", len(infos), source, halted)
+        designated = sum(1 for i in infos if i.designation or i.liquidation_trading)
+        logger.info("symbol master: {} symbols from {} ({} halted, {} designated)", len(infos), source, halted,
+                    designated)
         self._report.post("SymbolMasterLoaded", f"{len(infos)} symbols from {source}", symbols=len(infos),
-                          halted=halted, source=source)
+                          halted=halted, designated=designated, source=source)
         return True
 
     async def refresh(self) -> None:
@@ -88,25 +91,46 @@ class SymbolMaster:
             rows = await (await conn.execute(Q["known_symbols"])).fetchall()
         self.known = {
             r["symbol"]: SymbolInfo(r["symbol"], r["name"], Market(r["market"]), r["base_price"], r["prev_high"],
-                                    r["prev_low"], r["halted"])
+                                    r["prev_low"], r["halted"], r["designation"], r["warn_code"],
+                                    r["liquidation_trading"])
             for r in rows
         }
 
-    async def note_quote(self, symbol: str, quote: Quote) -> None:
-        """Learn an unknown symbol from its quote; follow a halt flag that changed during the day."""
+    def changed(self, symbol: str, quote: Quote) -> bool:
+        """Whether ``quote`` says something of ``symbol`` that ``market.symbols`` does not hold yet."""
         known = self.known.get(symbol)
-        halted = quote.halted or quote.status_code == "58"
+        if known is None:
+            return True
+        status = quote_status(quote)
+        return known.status != (status["halted"], status["designation"], status["warn_code"],
+                                status["liquidation_trading"])
+
+    async def note_quote(self, symbol: str, quote: Quote) -> None:
+        """Learn an unknown symbol from its quote; follow a halt or a designation that changed during the day."""
+        known = self.known.get(symbol)
         try:
             if known is None:
                 info = from_quote(symbol, quote)
                 async with self._pool.connection() as conn:
                     await conn.execute(Q["upsert_symbols"], upsert_params([info], self._today()))
                 self.known[symbol] = info
-            elif known.halted != halted:
-                async with self._pool.connection() as conn:
-                    await conn.execute(Q["set_halted"], {"symbol": symbol, "halted": halted})
-                self.known[symbol] = SymbolInfo(known.symbol, known.name, known.market, known.base_price,
-                                                known.prev_high, known.prev_low, halted)
-                self._report.post("SymbolHalted" if halted else "SymbolResumed", symbol, symbol=symbol)
+                return
+            status = quote_status(quote)
+            info = replace(known, **status)
+            if info.status == known.status:
+                return
+            async with self._pool.connection() as conn:
+                await conn.execute(Q["set_status"], {"symbol": symbol, **status})
+            self.known[symbol] = info
+            if known.halted != info.halted:
+                self._report.post("SymbolHalted" if info.halted else "SymbolResumed", symbol, symbol=symbol)
+            if known.status[1:] != info.status[1:]:
+                self._report.post("SymbolDesignationChanged",
+                                  f"{symbol}: designation {info.designation or '-'}, warning {info.warn_code or '-'}"
+                                  f"{', 정리매매' if info.liquidation_trading else ''}", symbol=symbol,
+                                  designation=info.designation, warn_code=info.warn_code,
+                                  liquidation_trading=info.liquidation_trading,
+                                  before={"designation": known.designation, "warn_code": known.warn_code,
+                                          "liquidation_trading": known.liquidation_trading})
         except psycopg.Error as exc:
             logger.warning("symbol {} not recorded: {}", symbol, type(exc).__name__)

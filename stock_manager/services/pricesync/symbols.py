@@ -3,8 +3,10 @@
 Sources, by mode:
 
 * ``sim``: the simulator's ``GET /sim/symbols``.  The agreed shape is
-  ``{"symbols": [{"symbol", "name", "market", "base_price", "prev_high", "prev_low", "halted"}]}``;
-  the simulator's earlier list shape (``code``/``prior_close``) is read too.
+  ``{"symbols": [{"symbol", "name", "market", "base_price", "prev_high", "prev_low", "halted"}]}``,
+  with designations as inquire-price names them (``iscd_stat_cls_code``, ``mrkt_warn_cls_code``,
+  ``sltr_yn``) where the simulator gives them; the simulator's earlier list shape
+  (``code``/``prior_close``) is read too.
 * ``paper``/``live``: KIS's master files ``kospi_code.mst`` / ``kosdaq_code.mst`` (zipped, cp949,
   fixed width).  The layout below follows the official parser in
   ``koreainvestment/open-trading-api`` (``stocks_info/kis_kospi_code_mst.py`` and
@@ -14,6 +16,8 @@ Sources, by mode:
   actually watched (``from_quote``).
 
 Daily limits are derived here with ``stock_manager.shared.market_rules.price_limits`` from the base price.
+Designations (``stock_manager.shared.market_status``) come from the master's flags and, during the
+day, from every ``inquire-price`` answer, which is the newer word.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, Final
 
 from stock_manager.shared.kis.models import Quote
 from stock_manager.shared.market_rules import Market, price_limits
+from stock_manager.shared.market_status import HALTED_DESIGNATION, designation_of, warn_code_of
 
 from .planner import SYMBOL_RE
 
@@ -39,6 +44,14 @@ class SymbolInfo:
     prev_high: int | None = None
     prev_low: int | None = None
     halted: bool = False
+    designation: str | None = None  # iscd_stat_cls_code when it is a designation (51..59)
+    warn_code: str | None = None  # mrkt_warn_cls_code, 00..03
+    liquidation_trading: bool = False  # 정리매매
+
+    @property
+    def status(self) -> tuple[bool, str | None, str | None, bool]:
+        """What a quote can change during the day: (halted, designation, warn_code, liquidation_trading)."""
+        return self.halted, self.designation, self.warn_code, self.liquidation_trading
 
     @property
     def limits(self) -> tuple[int | None, int | None]:
@@ -89,6 +102,7 @@ def parse_sim_symbols(body: Any) -> list[SymbolInfo]:
         if not SYMBOL_RE.match(code):
             continue
         base = row.get("base_price", row.get("prior_close"))
+        designation = designation_of(str(row.get("iscd_stat_cls_code", row.get("designation")) or ""))
         out.append(
             SymbolInfo(
                 symbol=code,
@@ -97,7 +111,10 @@ def parse_sim_symbols(body: Any) -> list[SymbolInfo]:
                 base_price=_int_or_none(base),
                 prev_high=_int_or_none(row.get("prev_high", row.get("prior_high"))),
                 prev_low=_int_or_none(row.get("prev_low", row.get("prior_low"))),
-                halted=_bool(row.get("halted", False)),
+                halted=_bool(row.get("halted", False)) or designation == HALTED_DESIGNATION,
+                designation=designation,
+                warn_code=warn_code_of(str(row.get("mrkt_warn_cls_code", row.get("warn_code")) or "")),
+                liquidation_trading=_bool(row.get("sltr_yn", row.get("liquidation_trading", False))),
             )
         )
     return out
@@ -191,8 +208,15 @@ def from_quote(symbol: str, quote: Quote) -> SymbolInfo:
         name=symbol,
         market=market_of(quote.market_name),
         base_price=quote.base_price if quote.base_price > 0 else None,
-        halted=quote.halted or quote.status_code == "58",
+        **quote_status(quote),
     )
+
+
+def quote_status(quote: Quote) -> dict[str, Any]:
+    """What an inquire-price answer says of halts and designations, as SymbolInfo's fields."""
+    designation = designation_of(quote.status_code)
+    return {"halted": quote.halted or designation == HALTED_DESIGNATION, "designation": designation,
+            "warn_code": warn_code_of(quote.mrkt_warn_cls_code), "liquidation_trading": quote.liquidation_trading}
 
 
 def upsert_params(infos: Iterable[SymbolInfo], trade_date: Any) -> dict[str, Any]:
@@ -209,5 +233,8 @@ def upsert_params(infos: Iterable[SymbolInfo], trade_date: Any) -> dict[str, Any
         "prev_high": [i.prev_high for i in rows],
         "prev_low": [i.prev_low for i in rows],
         "halted": [i.halted for i in rows],
+        "designation": [i.designation for i in rows],
+        "warn_code": [i.warn_code for i in rows],
+        "liquidation_trading": [i.liquidation_trading for i in rows],
         "trade_date": trade_date,
     }

@@ -4,13 +4,16 @@
 
 -- name: upsert_symbols
 INSERT INTO market.symbols AS s (symbol, name, market, base_price, upper_limit, lower_limit, prev_high, prev_low,
-                                 halted, listed, trade_date, updated_ts)
+                                 halted, designation, warn_code, liquidation_trading, listed, trade_date,
+                                 updated_ts)
 SELECT u.symbol, u.name, u.market, u.base_price, u.upper_limit, u.lower_limit, u.prev_high, u.prev_low,
-       u.halted, true, %(trade_date)s, clock_timestamp()
+       u.halted, u.designation, u.warn_code, u.liquidation_trading, true, %(trade_date)s, clock_timestamp()
   FROM unnest(%(symbol)b::text[], %(name)b::text[], %(market)b::text[], %(base_price)b::bigint[],
               %(upper_limit)b::bigint[], %(lower_limit)b::bigint[], %(prev_high)b::bigint[],
-              %(prev_low)b::bigint[], %(halted)b::boolean[])
-       AS u(symbol, name, market, base_price, upper_limit, lower_limit, prev_high, prev_low, halted)
+              %(prev_low)b::bigint[], %(halted)b::boolean[], %(designation)b::text[], %(warn_code)b::text[],
+              %(liquidation_trading)b::boolean[])
+       AS u(symbol, name, market, base_price, upper_limit, lower_limit, prev_high, prev_low, halted, designation,
+            warn_code, liquidation_trading)
 ON CONFLICT (symbol) DO UPDATE
    SET name = EXCLUDED.name,
        market = EXCLUDED.market,
@@ -20,6 +23,9 @@ ON CONFLICT (symbol) DO UPDATE
        prev_high = coalesce(EXCLUDED.prev_high, s.prev_high),
        prev_low = coalesce(EXCLUDED.prev_low, s.prev_low),
        halted = EXCLUDED.halted,
+       designation = EXCLUDED.designation,
+       warn_code = EXCLUDED.warn_code,
+       liquidation_trading = EXCLUDED.liquidation_trading,
        listed = true,
        trade_date = EXCLUDED.trade_date,
        updated_ts = EXCLUDED.updated_ts;
@@ -30,15 +36,20 @@ UPDATE market.symbols
  WHERE listed AND NOT (symbol = ANY (%(symbol)b::text[]));
 
 -- name: known_symbols
-SELECT symbol, name, market, base_price, prev_high, prev_low, halted
+SELECT symbol, name, market, base_price, prev_high, prev_low, halted, designation, warn_code, liquidation_trading
   FROM market.symbols
  WHERE listed
  ORDER BY symbol;
 
--- name: set_halted
+-- name: set_status
+-- A halt or a designation an inquire-price answer says changed during the day.
 UPDATE market.symbols
-   SET halted = %(halted)s, updated_ts = clock_timestamp()
- WHERE symbol = %(symbol)s AND halted IS DISTINCT FROM %(halted)s;
+   SET halted = %(halted)s::boolean, designation = %(designation)s::text, warn_code = %(warn_code)s::text,
+       liquidation_trading = %(liquidation_trading)s::boolean, updated_ts = clock_timestamp()
+ WHERE symbol = %(symbol)s
+   AND (halted, designation, warn_code, liquidation_trading)
+       IS DISTINCT FROM (%(halted)s::boolean, %(designation)s::text, %(warn_code)s::text,
+                         %(liquidation_trading)s::boolean);
 
 -- name: watch_set
 -- What Strategy's tables say to watch, as (symbol, class, rank): 0 held, 1 locked or worked,
@@ -209,3 +220,26 @@ INSERT INTO market.broker_notices (received_ts, trade_date, tr_id, kind, odno, o
 VALUES (%(received_ts)s, %(trade_date)s, %(tr_id)s, %(kind)s, %(odno)s, %(oodno)s, %(side)s, %(symbol)s, %(qty)s,
         %(price)s, %(exec_time)s, %(order_qty)s, %(order_price)s, %(ord_dvsn)s, %(fields)s)
 RETURNING notice_id;
+
+-- name: record_vi
+-- A batch's changes of VI state: each one into the history, the last per symbol (flagged ``last``) into
+-- vi_state.  ``since`` stays while the symbol stays in (or out of) a VI on the same day, so a
+-- quote naming the VI the stream only said was running does not move the VI's start.
+WITH u AS (
+    SELECT * FROM unnest(%(symbol)b::text[], %(state)b::text[], %(reference)b::bigint[], %(source)b::text[],
+                         %(ts)b::timestamptz[], %(last)b::boolean[]) AS u(symbol, state, reference, source, ts, last)
+), history AS (
+    INSERT INTO market.vi_history (symbol, state, reference, source, ts)
+    SELECT symbol, state, reference, source, ts FROM u
+)
+INSERT INTO market.vi_state AS v (symbol, state, reference, since, source, ts, updated_ts)
+SELECT symbol, state, reference, ts, source, ts, clock_timestamp() FROM u WHERE last
+ON CONFLICT (symbol) DO UPDATE
+   SET since = CASE WHEN (v.state = 'NONE') = (EXCLUDED.state = 'NONE')
+                         AND v.ts > EXCLUDED.ts - interval '12 hours' THEN v.since
+                    ELSE EXCLUDED.since END,
+       state = EXCLUDED.state,
+       reference = EXCLUDED.reference,
+       source = EXCLUDED.source,
+       ts = EXCLUDED.ts,
+       updated_ts = EXCLUDED.updated_ts;
