@@ -12,7 +12,7 @@ from stock_manager.shared.clock import Clock
 from stock_manager.shared.db.pool import Pool
 from stock_manager.shared.kis.endpoints import KisEnv
 from stock_manager.shared.kis.pg_ports import PgRateLimiter, PgTokenStore, UnlimitedRateLimiter
-from stock_manager.shared.kis.ports import PrepaidLimiter, RateLimiter
+from stock_manager.shared.kis.ports import RateLimiter
 from stock_manager.shared.kis.rest import KisCredentials, KisRestClient, KisRestSettings
 from stock_manager.shared.kis.ws import KisWebSocketClient
 from stock_manager.shared.logging import redact
@@ -24,7 +24,7 @@ class Broker:
     rest: KisRestClient
     credentials: KisCredentials
     env: KisEnv
-    limiter: PrepaidLimiter
+    limiter: RateLimiter  # the app key's shared budget, which the KIS client also takes its slots from
 
     async def aclose(self) -> None:
         await self.rest.aclose()
@@ -47,10 +47,9 @@ def open_broker(settings: Settings, pool: Pool, conninfo: str, clock: Clock) -> 
     rest_settings = KisRestSettings(env=env, base_url=settings.rest_url, read_timeout=settings.kis_read_timeout_s,
                                     order_read_timeout=settings.kis_order_timeout_s)
     key_id = creds.key_id(env)
-    inner: RateLimiter = (
+    limiter: RateLimiter = (
         PgRateLimiter(pool, key_id, settings.rate_limit) if settings.rate_limit > 0 else UnlimitedRateLimiter()
     )
-    limiter = PrepaidLimiter(inner)
     store = PgTokenStore(pool, conninfo, creds.app_secret)
     rest = KisRestClient(rest_settings, creds, store, limiter, clock=clock)
     return Broker(rest, creds, env, limiter)

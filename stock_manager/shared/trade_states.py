@@ -1,17 +1,24 @@
-"""Status values and legal transitions of intents, orders and workers, and the order types an
-intent may ask for: the one place in Python.
+"""Status values and legal transitions of intents, orders, amendments and workers, and the order
+types an intent may ask for: the one place in Python.
 
-The database holds the same tables (``trade.*_transitions``) and a trigger enforces them; a test
-checks that the two agree.  ``NONE`` stands for "no row yet" (the insert).
+Orders and amendments move by events: ``ORDER_TABLE`` and ``AMENDMENT_TABLE`` map (state, event) to
+the next state, and Execution writes every step through one compare-and-set
+(``stock_manager/services/execution/orders.py``).  The database holds the same pairs
+(``trade.*_transitions``) and a trigger enforces them; a test checks that the two agree.  ``NONE``
+stands for "no row yet" (the insert).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import TypeVar
 
 from stock_manager.shared.market_rules import Phase
 
 NONE = "NONE"
+E = TypeVar("E", bound=StrEnum)
+S = TypeVar("S", bound=StrEnum)
 
 
 class IntentStatus(StrEnum):
@@ -32,6 +39,16 @@ class OrderStatus(StrEnum):
     CANCELLED = "CANCELLED"
     REJECTED = "REJECTED"
     ERROR = "ERROR"  # confirmed absent at the broker and given up
+
+
+class AmendmentStatus(StrEnum):
+    """A cancel or modify of one of our orders, itself a broker order with its own number."""
+
+    PENDING_SUBMIT = "PENDING_SUBMIT"
+    IN_DOUBT = "IN_DOUBT"
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+    ERROR = "ERROR"
 
 
 class OrderOrigin(StrEnum):
@@ -64,7 +81,7 @@ ORDER_OPEN = frozenset(set(OrderStatus) - ORDER_TERMINAL)
 ORDER_AWAITING_BROKER = frozenset({OrderStatus.PENDING_SUBMIT, OrderStatus.IN_DOUBT})
 # at the broker (it gave the order a number) and still working there
 ORDER_WORKING = frozenset({OrderStatus.SUBMITTED, OrderStatus.PARTIAL})
-AMENDMENT_AWAITING_BROKER = frozenset({"PENDING_SUBMIT", "IN_DOUBT"})
+AMENDMENT_AWAITING_BROKER = frozenset({AmendmentStatus.PENDING_SUBMIT, AmendmentStatus.IN_DOUBT})
 
 # The status sets as query parameters: SQL never spells them out (``status = ANY(%(open_orders)s)``).
 # Pass them along with a query's own parameters (``{**STATUS_SETS, ...}``); psycopg ignores the ones
@@ -93,18 +110,6 @@ INTENT_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
 )
 
 _O = OrderStatus
-ORDER_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
-    {
-        (NONE, _O.PENDING_SUBMIT),
-        *((_O.PENDING_SUBMIT, s) for s in (_O.SUBMITTED, _O.PARTIAL, _O.FILLED, _O.REJECTED, _O.IN_DOUBT,
-                                           _O.CANCELLED, _O.ERROR)),
-        *((_O.IN_DOUBT, s) for s in (_O.PENDING_SUBMIT, _O.SUBMITTED, _O.PARTIAL, _O.FILLED, _O.CANCELLED,
-                                     _O.REJECTED, _O.ERROR)),
-        *((_O.SUBMITTED, s) for s in (_O.PARTIAL, _O.FILLED, _O.CANCELLED, _O.REJECTED)),
-        (_O.PARTIAL, _O.FILLED),
-        (_O.PARTIAL, _O.CANCELLED),
-    }
-)
 
 _W = WorkerStatus
 WORKER_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
@@ -144,18 +149,115 @@ CANCEL_REQUEST_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
     }
 )
 
-AMENDMENT_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
-    {
-        (NONE, "PENDING_SUBMIT"),
-        ("PENDING_SUBMIT", "ACCEPTED"),
-        ("PENDING_SUBMIT", "REJECTED"),
-        ("PENDING_SUBMIT", "IN_DOUBT"),
-        ("IN_DOUBT", "ACCEPTED"),
-        ("IN_DOUBT", "REJECTED"),
-        ("IN_DOUBT", "PENDING_SUBMIT"),
-        ("IN_DOUBT", "ERROR"),
-    }
-)
+# --- the order state machine ----------------------------------------------------------------------
+#
+# Every status change of an order or an amendment is an event applied to the state it was read in:
+# ``next_state(table, state, event)`` says where it goes, or refuses (IllegalTransition), and
+# ``stock_manager/services/execution/orders.py`` writes it in one compare-and-set.  The pairs the
+# database accepts (``trade.order_transitions``, ``trade.amendment_transitions``, enforced by the
+# status trigger) are exactly the ones these tables produce.
+
+
+class OrderEvent(StrEnum):
+    CREATED = "CREATED"  # written ahead for an intent, or recorded as a manual order
+    ACKED = "ACKED"  # the broker answered our request with its order number
+    FOUND = "FOUND"  # the broker's order list holds it (an order in doubt, or one placed by hand)
+    REJECTED = "REJECTED"  # the broker or the exchange refused it
+    NOT_SENT = "NOT_SENT"  # it provably never reached the broker
+    OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"  # it may have reached the broker: only its order list can tell
+    ABSENT = "ABSENT"  # the broker's list has no such order: written ahead again, to be sent again
+    GIVEN_UP = "GIVEN_UP"  # absent after the last attempt
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELLED = "CANCELLED"
+
+
+class AmendmentEvent(StrEnum):
+    CREATED = "CREATED"
+    ACKED = "ACKED"
+    FOUND = "FOUND"
+    REJECTED = "REJECTED"
+    NOT_SENT = "NOT_SENT"
+    OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+    ABSENT = "ABSENT"
+
+
+_E = OrderEvent
+ORDER_TABLE: dict[tuple[str, OrderEvent], OrderStatus] = {
+    (NONE, _E.CREATED): _O.PENDING_SUBMIT,
+    (_O.PENDING_SUBMIT, _E.ACKED): _O.SUBMITTED,
+    (_O.IN_DOUBT, _E.ACKED): _O.SUBMITTED,  # an answer that came after the order was taken into doubt
+    (_O.PENDING_SUBMIT, _E.FOUND): _O.SUBMITTED,
+    (_O.IN_DOUBT, _E.FOUND): _O.SUBMITTED,
+    (_O.PENDING_SUBMIT, _E.REJECTED): _O.REJECTED,
+    (_O.IN_DOUBT, _E.REJECTED): _O.REJECTED,
+    (_O.SUBMITTED, _E.REJECTED): _O.REJECTED,  # the exchange's refusal, after the broker took it
+    (_O.PENDING_SUBMIT, _E.NOT_SENT): _O.ERROR,
+    (_O.IN_DOUBT, _E.NOT_SENT): _O.ERROR,
+    (_O.PENDING_SUBMIT, _E.OUTCOME_UNKNOWN): _O.IN_DOUBT,
+    (_O.IN_DOUBT, _E.ABSENT): _O.PENDING_SUBMIT,  # the next attempt
+    (_O.IN_DOUBT, _E.GIVEN_UP): _O.ERROR,
+    (_O.SUBMITTED, _E.PARTIALLY_FILLED): _O.PARTIAL,
+    (_O.SUBMITTED, _E.FILLED): _O.FILLED,
+    (_O.PARTIAL, _E.FILLED): _O.FILLED,
+    (_O.SUBMITTED, _E.CANCELLED): _O.CANCELLED,
+    (_O.PARTIAL, _E.CANCELLED): _O.CANCELLED,
+}
+
+_A, _AE = AmendmentStatus, AmendmentEvent
+AMENDMENT_TABLE: dict[tuple[str, AmendmentEvent], AmendmentStatus] = {
+    (NONE, _AE.CREATED): _A.PENDING_SUBMIT,
+    (_A.PENDING_SUBMIT, _AE.ACKED): _A.ACCEPTED,
+    (_A.IN_DOUBT, _AE.ACKED): _A.ACCEPTED,
+    (_A.PENDING_SUBMIT, _AE.FOUND): _A.ACCEPTED,
+    (_A.IN_DOUBT, _AE.FOUND): _A.ACCEPTED,
+    (_A.PENDING_SUBMIT, _AE.REJECTED): _A.REJECTED,
+    (_A.IN_DOUBT, _AE.REJECTED): _A.REJECTED,
+    (_A.PENDING_SUBMIT, _AE.NOT_SENT): _A.ERROR,
+    (_A.PENDING_SUBMIT, _AE.OUTCOME_UNKNOWN): _A.IN_DOUBT,
+    (_A.IN_DOUBT, _AE.ABSENT): _A.ERROR,  # a cancel is never sent again by itself: Strategy may ask again
+}
+
+# What an order's event makes of its intent, when the intent still waits for it (PROCESSING).
+INTENT_OUTCOME: dict[OrderEvent, IntentStatus] = {
+    _E.ACKED: IntentStatus.SUBMITTED,
+    _E.FOUND: IntentStatus.SUBMITTED,
+    _E.REJECTED: IntentStatus.REJECTED,
+    _E.NOT_SENT: IntentStatus.FAILED,
+    _E.GIVEN_UP: IntentStatus.FAILED,
+}
+# What an amendment's event makes of the cancel request it carries out, when it is PROCESSING.
+REQUEST_OUTCOME: dict[AmendmentEvent, str] = {
+    _AE.ACKED: "DONE",
+    _AE.FOUND: "DONE",
+    _AE.REJECTED: "FAILED",
+    _AE.NOT_SENT: "FAILED",
+    _AE.ABSENT: "FAILED",
+}
+# The event that moves an order to the status its quantities say (``rules.order_status``).
+QUANTITY_EVENT: dict[OrderStatus, OrderEvent] = {
+    _O.PARTIAL: _E.PARTIALLY_FILLED,
+    _O.FILLED: _E.FILLED,
+    _O.CANCELLED: _E.CANCELLED,
+    _O.REJECTED: _E.REJECTED,
+}
+
+
+def next_state(table: Mapping[tuple[str, E], S], state: str, event: E) -> S:
+    """Where ``event`` takes a row in ``state``; IllegalTransition if the table has no such step."""
+    try:
+        return table[(state, event)]
+    except KeyError:
+        raise IllegalTransition(f"{state} --{event}--> (no such transition)") from None
+
+
+def pairs(table: Mapping[tuple[str, E], S]) -> frozenset[tuple[str, str]]:
+    """The (from, to) status pairs a table produces: what the database's trigger accepts."""
+    return frozenset((str(state), str(nxt)) for (state, _), nxt in table.items() if state != nxt)
+
+
+ORDER_TRANSITIONS = pairs(ORDER_TABLE)
+AMENDMENT_TRANSITIONS = pairs(AMENDMENT_TABLE)
 
 
 class OrderType(StrEnum):

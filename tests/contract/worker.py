@@ -47,12 +47,6 @@ class SlotLog:
         await self.inner.acquire(priority)
         self.slots.append(self.inner.last_slot)  # no await in between: this grant's slot
 
-    async def try_acquire(self, priority: Priority) -> bool:
-        granted = await self.inner.try_acquire(priority)
-        if granted:
-            self.slots.append(self.inner.last_slot)
-        return granted
-
 
 async def run(cfg: dict[str, Any]) -> dict[str, Any]:
     now = httpx.get(cfg["sim"] + "/sim/clock", timeout=10).json()

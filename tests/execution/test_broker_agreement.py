@@ -112,7 +112,8 @@ def test_an_unexplained_difference_is_drift(day: Stack) -> None:
         "INSERT INTO trade.orders (intent_id, origin, trade_date, symbol, side, qty, order_type, ord_dvsn, status)"
         " VALUES (NULL, 'MANUAL', '2026-11-23', '247540', 'BUY', 5, 'MKT', '01', 'PENDING_SUBMIT')"
         " RETURNING order_id")[0]["order_id"]
-    day.sql("UPDATE trade.orders SET status = 'FILLED', filled_qty = 5 WHERE order_id = %s", (order,))
+    for status in ("SUBMITTED", "FILLED"):  # by the steps the status trigger allows: a number first
+        day.sql("UPDATE trade.orders SET status = %s, filled_qty = 5 WHERE order_id = %s", (status, order))
     day.sql("INSERT INTO trade.fills (order_id, exec_key, symbol, side, qty, price, ts, source)"
             " VALUES (%s, 'restored', '247540', 'BUY', 5, 1000, now(), 'RECONCILE')", (order,))
     drift = day.wait(lambda: day.sql("SELECT diffs FROM trade.position_checks WHERE verdict = 'DRIFT'"),

@@ -98,6 +98,7 @@ async def test_the_list_reaches_back_to_the_oldest_open_order(admin_pool: Pool) 
 async def test_orders_changed_after_the_list_wait_for_the_next_pass(admin_pool: Pool) -> None:
     clock = SystemClock()
     reconciler = make_reconciler(admin_pool, clock)
+    reconciler.fence = await reconciler.take_lease()  # its writes are made under the lease
     day = trade_date(clock.now())
 
     settled = await linked_order(admin_pool, day, "settled", "0000000101", 10)

@@ -13,15 +13,15 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from loguru import logger
-from psycopg.types.json import Jsonb
 
 from stock_manager.services.execution.context import SERVICE, Exec, Q
+from stock_manager.services.execution.orders import apply
 from stock_manager.services.execution.rules import ORD_DVSN
 from stock_manager.shared import events
 from stock_manager.shared.kis.errors import BusinessRejected, KisError, OutcomeUnknown
 from stock_manager.shared.kis.models import format_odno
 from stock_manager.shared.market_rules import trade_date
-from stock_manager.shared.trade_states import STATUS_SETS, OrderStatus
+from stock_manager.shared.trade_states import STATUS_SETS, AmendmentEvent, AmendmentStatus, OrderStatus
 
 
 class CancelProcessor:
@@ -68,7 +68,7 @@ class CancelProcessor:
             row = await (await conn.execute(Q["insert_amendment"], {
                 "request_id": req["request_id"], "order_id": order["order_id"], "kind": req["kind"],
                 "trade_date": trade_date(ex.clock.now()), "orgn": latest, "qty": req["qty"], "price": price or None,
-                "ord_dvsn": ord_dvsn, "market_ts": ex.clock.now()})).fetchone()
+                "ord_dvsn": ord_dvsn, "market_ts": ex.clock.now(), "me": ex.owner})).fetchone()
             assert row is not None
             amendment_id = int(row["amendment_id"])
         qty: int | Literal["all"] = int(req["qty"]) if req["qty"] is not None else "all"
@@ -79,30 +79,39 @@ class CancelProcessor:
             else:
                 ack = await rest.modify(latest, order["broker_org_no"] or "", ord_dvsn=ord_dvsn, price=price, qty=qty)
         except BusinessRejected as e:
-            await self._finish(amendment_id, req, "REJECTED", f"KIS {e.msg_cd or ''} {(e.msg1 or '').strip()}", None)
+            await self._finish(amendment_id, req, AmendmentEvent.REJECTED,
+                               f"KIS {e.msg_cd or ''} {(e.msg1 or '').strip()}", None)
         except OutcomeUnknown as e:
-            await self._finish(amendment_id, req, "IN_DOUBT", f"outcome unknown: {e.cause}", None)
+            await self._finish(amendment_id, req, AmendmentEvent.OUTCOME_UNKNOWN, f"outcome unknown: {e.cause}", None)
         except KisError as e:
-            await self._finish(amendment_id, req, "FAILED", f"not sent: {e}", None)
+            await self._finish(amendment_id, req, AmendmentEvent.NOT_SENT, f"not sent: {e}", None)
         else:
-            await self._finish(amendment_id, req, "ACCEPTED", ack.msg1.strip(), format_odno(ack.odno), ack.raw)
+            await self._finish(amendment_id, req, AmendmentEvent.ACKED, ack.msg1.strip(), format_odno(ack.odno),
+                               ack.raw)
         ex.reconcile_now.set()
 
-    async def _finish(self, amendment_id: int, req: dict[str, Any], outcome: str, reason: str, odno: str | None,
-                      raw: Mapping[str, Any] | None = None) -> None:
-        amend_status = {"FAILED": "IN_DOUBT"}.get(outcome, outcome)
+    async def _finish(self, amendment_id: int, req: dict[str, Any], event: AmendmentEvent, reason: str,
+                      odno: str | None, raw: Mapping[str, Any] | None = None) -> None:
+        """The amendment's outcome, through its state machine; the request ends with it (DONE or
+        FAILED), except while in doubt, which the reconciler resolves."""
+        fields: dict[str, Any] = {}
+        if odno is not None:
+            fields["broker_order_no"] = odno
+        if raw:
+            fields["raw"] = {k: raw[k] for k in ("msg_cd", "msg1") if k in raw}
+        outcome = _OUTCOME_WORD[event]
         async with self.ex.pool.connection() as conn:
-            await conn.execute(Q["set_amendment"], {"amendment_id": amendment_id, "status": amend_status,
-                                                     "reason": reason, "odno": odno,
-                                                     "raw": Jsonb({k: raw[k] for k in ("msg_cd", "msg1") if k in raw})
-                                                     if raw else None})
-            if outcome == "FAILED":
-                await conn.execute(Q["set_amendment"], {"amendment_id": amendment_id, "status": "ERROR",
-                                                         "reason": reason, "odno": None, "raw": None})
-            request_status = {"ACCEPTED": "DONE", "REJECTED": "FAILED", "FAILED": "FAILED"}.get(outcome)
-            if request_status is not None:
-                await conn.execute(Q["finish_cancel_request"], {"request_id": req["request_id"],
-                                                                 "status": request_status, "reason": reason})
-            await events.emit(conn, SERVICE, f"{req['kind'].capitalize()}{outcome.capitalize()}", reason,
-                              level="INFO" if outcome == "ACCEPTED" else "WARN", intent_id=req["intent_id"],
+            row = await apply(conn, amendment_id, event, AmendmentStatus.PENDING_SUBMIT, actor=self.ex.owner,
+                              market_ts=self.ex.clock.now(), reason=reason, **fields)
+            if row is None:
+                logger.warning("{} {}: {} came after the amendment was settled elsewhere; not recorded",
+                               req["kind"].lower(), amendment_id, event)
+                return
+            await events.emit(conn, SERVICE, f"{req['kind'].capitalize()}{outcome}", reason,
+                              level="INFO" if event is AmendmentEvent.ACKED else "WARN", intent_id=req["intent_id"],
                               amendment_id=amendment_id, broker_order_no=odno)
+
+
+# the event kinds as they always were: CancelAccepted, CancelRejected, CancelIn_doubt, CancelFailed
+_OUTCOME_WORD = {AmendmentEvent.ACKED: "Accepted", AmendmentEvent.REJECTED: "Rejected",
+                 AmendmentEvent.OUTCOME_UNKNOWN: "In_doubt", AmendmentEvent.NOT_SENT: "Failed"}

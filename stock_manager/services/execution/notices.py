@@ -22,11 +22,18 @@ from psycopg.rows import DictRow
 
 from stock_manager.services.execution.context import SERVICE, Exec, Q
 from stock_manager.services.execution.funds import FundsView
+from stock_manager.services.execution.orders import UNFENCED, Fence, apply, fence_params, fenced
 from stock_manager.services.execution.rules import fill_costs, order_status
 from stock_manager.shared import events
 from stock_manager.shared.clock import KST
 from stock_manager.shared.market_rules import Market
-from stock_manager.shared.trade_states import ORDER_TRANSITIONS, IllegalTransition, OrderStatus, check
+from stock_manager.shared.trade_states import (
+    ORDER_AWAITING_BROKER,
+    ORDER_TABLE,
+    QUANTITY_EVENT,
+    OrderEvent,
+    OrderStatus,
+)
 
 Conn = AsyncConnection[DictRow]
 
@@ -121,8 +128,8 @@ class NoticeApplier:
                               n["trade_date"], self.ex.fees)
         exec_key = f"n:{n['odno']}:{exec_time.strftime('%H%M%S') if exec_time else '-'}:{qty}:{price}"
         row = await (await conn.execute(Q["insert_fill"], {
-            "order_id": order["order_id"], "exec_key": exec_key, "symbol": order["symbol"], "side": order["side"],
-            "qty": qty, "price": price, "fee": fee, "tax": tax, "ts": ts, "source": "NOTICE",
+            **UNFENCED, "order_id": order["order_id"], "exec_key": exec_key, "symbol": order["symbol"],
+            "side": order["side"], "qty": qty, "price": price, "fee": fee, "tax": tax, "ts": ts, "source": "NOTICE",
         })).fetchone()
         if row is None:
             return "DUPLICATE", None, exec_key
@@ -135,39 +142,42 @@ class NoticeApplier:
         return "APPLIED", int(row["fill_id"]), exec_key
 
     async def _apply_reject(self, conn: Conn, order: dict[str, Any], n: dict[str, Any]) -> tuple[str, str]:
-        try:
-            check(ORDER_TRANSITIONS, order["status"], OrderStatus.REJECTED)
-        except IllegalTransition:
-            return "IGNORED", f"reject notice for an order already {order['status']}"
-        await conn.execute(Q["set_order_status"], {"order_id": order["order_id"], "status": OrderStatus.REJECTED,
-                                                    "reason": "rejected by the exchange (notice)", "raw": None})
-        await conn.execute(Q["finish_processing_intent"], {"intent_id": order["intent_id"], "status": "REJECTED",
-                                                           "reason": "rejected by the exchange"})
-        await events.emit(conn, SERVICE, "OrderRejected", "rejected by the exchange (notice)", level="WARN",
+        status = order["status"]
+        if (status, OrderEvent.REJECTED) not in ORDER_TABLE:
+            return "IGNORED", f"reject notice for an order already {status}"
+        reason = "rejected by the exchange (notice)"
+        if await apply(conn, int(order["order_id"]), OrderEvent.REJECTED, status, actor=self.ex.owner,
+                       market_ts=self.ex.clock.now(), reason=reason) is None:
+            return "IGNORED", f"reject notice for an order that moved on from {status}"
+        await events.emit(conn, SERVICE, "OrderRejected", reason, level="WARN",
                           symbol=order["symbol"], intent_id=order["intent_id"], order_id=order["order_id"])
         return "APPLIED", "rejected"
 
     async def refresh_totals(self, conn: Conn, order: dict[str, Any], cancelled: int | None = None,
-                             rejected: bool = False) -> OrderStatus:
-        """Recompute filled quantity/amount from trade.fills and move the status if it is legal."""
+                             rejected: bool = False, fence: Fence | None = None) -> OrderStatus:
+        """Recompute filled quantity/amount from trade.fills and move the status where the
+        quantities say, if the order's state machine has that step.  The caller holds the row's lock
+        (``order_for_update``); ``fence`` is the reconciler's."""
         totals = await (await conn.execute(Q["fill_totals"], {"order_id": order["order_id"]})).fetchone()
         assert totals is not None
         cancelled_qty = int(order["cancelled_qty"]) if cancelled is None else cancelled
-        target = order_status(int(order["qty"]), int(totals["qty"]), cancelled_qty, rejected)
+        quantities = {"filled_qty": int(totals["qty"]), "filled_amount": totals["amount"],
+                      "cancelled_qty": cancelled_qty}
         current = OrderStatus(order["status"])
-        if current in (OrderStatus.PENDING_SUBMIT, OrderStatus.IN_DOUBT) and target is OrderStatus.SUBMITTED:
-            target = current  # still waiting for its own outcome; fills alone do not prove a link
-        try:
-            new = OrderStatus(check(ORDER_TRANSITIONS, current, target))
-        except IllegalTransition:
-            new = current
+        target = order_status(int(order["qty"]), quantities["filled_qty"], cancelled_qty, rejected)
+        event = QUANTITY_EVENT.get(target) if target is not current else None
+        if event is not None and (current, event) in ORDER_TABLE:
+            moved = await apply(conn, int(order["order_id"]), event, current, actor=self.ex.owner, fence=fence,
+                                market_ts=self.ex.clock.now(), **quantities)
+            if moved is not None:
+                return target
+        await fenced(conn, "set_order_totals", {**fence_params(fence),
+                                                "order_id": order["order_id"], "status": current, **quantities})
+        if target is not current and not (current in ORDER_AWAITING_BROKER and target is OrderStatus.SUBMITTED):
             await events.emit(conn, SERVICE, "StatusConflict", f"order {order['order_id']} is {current} but the "
                               f"quantities say {target}", level="WARN", symbol=order["symbol"],
                               order_id=order["order_id"])
-        await conn.execute(Q["set_order_fill_totals"], {
-            "order_id": order["order_id"], "filled_qty": int(totals["qty"]), "filled_amount": totals["amount"],
-            "cancelled_qty": cancelled_qty, "status": new})
-        return new
+        return current
 
 
 async def _market_of(conn: Conn, symbol: str) -> Market:

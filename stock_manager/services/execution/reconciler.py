@@ -1,8 +1,10 @@
 """Brings our orders and fills in line with the broker, which always wins.
 
-One Execution at a time reconciles (a lease row).  Every 10-30 s, or every 5 s while the notice
-stream is down, it lists the day's orders at the broker (inquire-daily-ccld, newest first, back to
-the oldest order still open here; the whole day on a process's first pass and every twentieth) and:
+One Execution at a time reconciles: it holds the lease row, whose epoch every write of its pass
+carries (``orders.Fence``), so a pass that outlives its lease writes nothing.  Every 10-30 s, or
+every 5 s while the notice stream is down, it lists the day's orders at the broker
+(inquire-daily-ccld, newest first, back to the oldest order still open here; the whole day on a
+process's first pass and every twentieth) and:
 - resolves submissions in doubt: linked to the broker order that matches, or — only when the
   broker has no matching order — written ahead again and re-sent (never more than
   ``max_submit_attempts``), see ``rules.match_in_doubt``;
@@ -34,6 +36,7 @@ from stock_manager.services.execution.context import SERVICE, Exec, Q
 from stock_manager.services.execution.costs import check_costs
 from stock_manager.services.execution.funds import FundsView
 from stock_manager.services.execution.notices import NoticeApplier
+from stock_manager.services.execution.orders import Fence, LeaseLost, apply, fenced
 from stock_manager.services.execution.positions import PositionDiff, compare, describe, verdict
 from stock_manager.services.execution.rules import (
     ORD_DVSN,
@@ -44,7 +47,7 @@ from stock_manager.services.execution.rules import (
     match_in_doubt,
     order_status,
 )
-from stock_manager.services.execution.submitter import Submitter, finish_intent_if_processing
+from stock_manager.services.execution.submitter import Submitter
 from stock_manager.shared import events
 from stock_manager.shared.clock import KST, kst
 from stock_manager.shared.kis.errors import KisError
@@ -54,7 +57,10 @@ from stock_manager.shared.market_rules import Market, trade_date
 from stock_manager.shared.trade_states import (
     PRICED_ORDER_TYPES,
     STATUS_SETS,
+    AmendmentEvent,
+    AmendmentStatus,
     IntentStatus,
+    OrderEvent,
     OrderStatus,
     OrderType,
     PositionVerdict,
@@ -70,7 +76,7 @@ class Reconciler:
         self.notices = notices
         self.submitter = submitter
         self.funds = funds
-        self.leader = False
+        self.fence: Fence | None = None
         # symbols of broker orders this pass saw and could not link (nor record as manual yet)
         self._unlinked_symbols: set[str] = set()
         self._passes = 0
@@ -79,26 +85,59 @@ class Reconciler:
         while not stopping.is_set():
             cadence = self.ex.cfg.reconcile_s
             try:
-                self.leader = await self._take_lease()
-                if self.leader:
+                self.fence = await self.take_lease()
+                if self.fence is not None:
                     await self.pass_once()
                     if not await self._notice_stream_up():
                         cadence = self.ex.cfg.reconcile_fast_s
+            except LeaseLost as e:
+                logger.warning("reconcile pass stopped, nothing more written: {}", e)
+                self.fence = None
             except KisError as e:
                 logger.error("reconcile pass failed at the broker: {}", e)
             except Exception as e:
                 logger.exception("reconcile pass failed: {}", type(e).__name__)
             self.ex.stats["leader"] = self.leader
             await self.ex.reconcile_now.wait(cadence)
-        if self.leader:
+        if self.fence is not None:
             async with self.ex.pool.connection() as conn:
-                await conn.execute(Q["drop_lease"], {"name": LEASE, "me": self.ex.owner})
+                await conn.execute(Q["release_lease"], {"name": LEASE, "me": self.ex.owner})
 
-    async def _take_lease(self) -> bool:
+    @property
+    def leader(self) -> bool:
+        return self.fence is not None
+
+    async def take_lease(self) -> Fence | None:
+        """Take or renew the lease; the fence of this pass, or None while another process holds it.
+
+        The lease's epoch rises whenever it changes hands or is taken again after it lapsed, so a
+        pass that began under an older epoch can write nothing.  This process stops writing a
+        tenth of the TTL before the lease would lapse, counted from before the request.
+        """
+        ttl = self.ex.cfg.lease_ttl_s
+        asked = time.monotonic()
         async with self.ex.pool.connection() as conn:
             row = await (await conn.execute(Q["take_lease"], {"name": LEASE, "me": self.ex.owner,
-                                                               "ttl_s": self.ex.cfg.lease_ttl_s})).fetchone()
-        return row is not None
+                                                               "ttl_s": ttl})).fetchone()
+        if row is None:
+            return None
+        return Fence(LEASE, self.ex.owner, int(row["epoch"]), asked + 0.9 * ttl)
+
+    async def _renew(self) -> None:
+        """Extend the lease in the middle of a pass (after a long wait on the broker); the pass
+        stops if the lease changed hands or lapsed meanwhile."""
+        fence = self._fence()
+        renewed = await self.take_lease()
+        if renewed is None or renewed.epoch != fence.epoch:
+            self.fence = renewed
+            raise LeaseLost(f"lease {LEASE} epoch {fence.epoch} lapsed during the pass")
+        self.fence = renewed
+
+    def _fence(self) -> Fence:
+        if self.fence is None:
+            raise LeaseLost("not the leader")
+        self.fence.check()
+        return self.fence
 
     async def _notice_stream_up(self) -> bool:
         async with self.ex.pool.connection() as conn:
@@ -106,9 +145,12 @@ class Reconciler:
         return bool(row and row["connected"] and row["notices_subscribed"] and row["age_s"] < 60)
 
     async def pass_once(self) -> dict[str, int]:
-        """One reconciliation; returns counts of what it did (for tests and the heartbeat)."""
+        """One reconciliation under the lease held (``take_lease``); returns counts of what it did
+        (for tests and the heartbeat).  Raises LeaseLost, having written nothing more, once the
+        lease has moved on."""
         ex = self.ex
         t0 = time.perf_counter()
+        self._fence()
         await self.notices.drain()
         await self._repair_intents()
         today = trade_date(ex.clock.now())
@@ -119,12 +161,17 @@ class Reconciler:
         self._unlinked_symbols = set()
         for day in sorted(dates):
             since = None if full else await self._listing_since(day)
+            # What may be resolved from this list is decided before it is asked for: only an order
+            # whose sender had already given up (or died) by then can be missing from it for good.
+            stale = await self._stale(day)
+            amendments = await self._open_amendments(day)
             listed_before = await self._db_now()
             listing = [_padded(r) for r in
                        (await ex.broker.rest.inquire_daily_ccld(day, day, ordered_since=since)).rows]
-            await self._resolve_in_doubt(day, listing, done)
+            await self._renew()  # the list may have taken a while (many pages at 2/s on paper)
+            await self._resolve_in_doubt(day, stale, listing, done)
             await self._sync_orders(day, listing, listed_before, stream_up, done)
-            await self._resolve_amendments(day, listing)
+            await self._resolve_amendments(day, amendments, listing)
             await self._record_manual(day, listing)
         if self._passes % ex.cfg.position_check_every == 0:
             await self.check_positions()
@@ -173,90 +220,120 @@ class Reconciler:
         return {"grace_s": cfg.in_doubt_grace_s, "after_s": cfg.stale_pending_s, "dead_s": cfg.owner_dead_after_s}
 
     async def _repair_intents(self) -> None:
-        """Intents a crash left behind: claimed but never written ahead, or with an untold outcome."""
+        """Intents a crash left behind: claimed but never written ahead, or with an untold outcome
+        (which the order's own step now writes with it; this covers rows from before)."""
+        cfg = self.ex.cfg
         async with self.ex.pool.connection() as conn:
-            await conn.execute(Q["reclaim_stale_intents"], {"stale_s": self.ex.cfg.stale_pending_s,
-                                                            "dead_s": self.ex.cfg.owner_dead_after_s})
+            fence = self._fence().params()
+            await fenced(conn, "reclaim_stale_intents", {**fence, "stale_s": cfg.stale_pending_s,
+                                                         "dead_s": cfg.owner_dead_after_s})
             for r in await (await conn.execute(Q["intents_without_outcome"], STATUS_SETS)).fetchall():
                 status = {OrderStatus.REJECTED: IntentStatus.REJECTED,
                           OrderStatus.ERROR: IntentStatus.FAILED}.get(r["order_status"], IntentStatus.SUBMITTED)
-                await finish_intent_if_processing(conn, str(r["intent_id"]), status, r["status_reason"])
+                await fenced(conn, "finish_processing_intent", {**fence, "intent_id": str(r["intent_id"]),
+                                                                "status": status, "reason": r["status_reason"]})
 
     # --- in doubt -------------------------------------------------------------------------------------
 
-    async def _resolve_in_doubt(self, day: date, listing: list[DailyCcldRow], done: dict[str, int]) -> None:
+    async def _stale(self, day: date) -> list[dict[str, Any]]:
+        """``day``'s orders no send can still be under way for (in doubt past the grace, or written
+        ahead by a process that is gone or too long ago), less those this process is sending."""
+        async with self.ex.pool.connection() as conn:
+            rows = await (await conn.execute(Q["stale_pending"], self._stale_params())).fetchall()
+        return [dict(r) for r in rows if r["trade_date"] == day and r["order_id"] not in self.ex.sending]
+
+    async def _resolve_in_doubt(self, day: date, stale: list[dict[str, Any]], listing: list[DailyCcldRow],
+                                done: dict[str, int]) -> None:
+        """Each order that was stale before the list was asked for: found in the list (linked, like an
+        ack), or absent from it (written ahead again and re-sent, or given up after the last attempt).
+        Every step is a compare-and-set on the status and attempt read before the list, so an order
+        that moved on since (its ack came, another attempt began) is left alone."""
         ex = self.ex
+        sending = {_key_of(r) for r in stale if r["order_id"] in ex.sending}
+        stale = [r for r in stale if r["order_id"] not in ex.sending]
+        if not stale:
+            return
         async with ex.pool.connection() as conn:
-            stale = [r for r in await (await conn.execute(Q["stale_pending"], self._stale_params())).fetchall()
-                     if r["trade_date"] == day and r["order_id"] not in ex.sending]
-            if not stale:
-                return
             young = await (await conn.execute(Q["young_pending"], {"after_s": ex.cfg.stale_pending_s})).fetchall()
             linked = {r["broker_order_no"] for r in await (await conn.execute(Q["linked_numbers"],
                                                                                {"trade_date": day})).fetchall()}
-        busy = {_key_of(r) for r in young if r["order_id"] not in {s["order_id"] for s in stale}}
-        busy |= {_key_of(r) for r in stale if r["order_id"] in ex.sending}
-        pending = [_pending(r) for r in stale if _key_of(r) not in busy]
+        stale_ids = {s["order_id"] for s in stale}
+        # groups of identical orders one of which a live sender may still link: not this pass
+        busy = {_key_of(r) for r in young if r["order_id"] not in stale_ids} | sending
+        pending = [r for r in stale if _key_of(r) not in busy]
         unlinked = [_broker(r) for r in listing if r.odno not in linked]
         speed = max(ex.clock.speed, 1.0)
-        matches = match_in_doubt(pending, unlinked, before=timedelta(seconds=5 * speed),
+        matches = match_in_doubt([_pending(r) for r in pending], unlinked, before=timedelta(seconds=5 * speed),
                                  after=timedelta(seconds=(60 + ex.cfg.stale_pending_s) * speed),
                                  margin=timedelta(seconds=ex.cfg.listing_margin_s * speed))
         by_odno = {r.odno: r for r in listing}
-        for p in pending:
-            found = matches.get(p.order_id)
+        for order in pending:
+            found = matches.get(int(order["order_id"]))
             if found is not None:
-                await self._link_found(p.order_id, by_odno[found.odno])
-                done["resolved"] += 1
-            else:
-                if await self._absent(p.order_id):
-                    done["resent"] += 1
+                if await self._found(order, by_odno[found.odno]):
+                    done["resolved"] += 1
+            elif await self._absent(order):
+                done["resent"] += 1
 
-    async def _link_found(self, order_id: int, row: DailyCcldRow) -> None:
+    async def _found(self, order: dict[str, Any], row: DailyCcldRow) -> bool:
+        """The broker has it: linked exactly like an ack."""
         ex = self.ex
+        now = ex.clock.now()
         async with ex.pool.connection() as conn:
-            order = await (await conn.execute(Q["order_for_update"], {"order_id": order_id})).fetchone()
-            if order is None or order["status"] not in (OrderStatus.PENDING_SUBMIT, OrderStatus.IN_DOUBT):
-                return
-            await conn.execute(Q["link_ack"], {"order_id": order_id, "odno": row.odno, "org_no": row.ord_gno_brno,
-                                               "status": OrderStatus.SUBMITTED, "raw": None})
-            await finish_intent_if_processing(conn, str(order["intent_id"]), IntentStatus.SUBMITTED, None)
+            linked = await apply(conn, int(order["order_id"]), OrderEvent.FOUND, order["status"],
+                                 attempt=int(order["submit_attempts"]), fence=self._fence(), actor=ex.owner,
+                                 market_ts=now, reason=f"found at the broker as {row.odno}",
+                                 broker_order_no=row.odno, broker_org_no=row.ord_gno_brno)
+            if linked is None:
+                return False  # it moved on since the list was asked for
             await events.emit(conn, SERVICE, "InDoubtResolved",
-                              f"order {order_id} found at the broker as {row.odno}", level="WARN",
-                              symbol=order["symbol"], intent_id=order["intent_id"], market_ts=ex.clock.now(),
-                              order_id=order_id, broker_order_no=row.odno, outcome="found")
+                              f"order {order['order_id']} found at the broker as {row.odno}", level="WARN",
+                              symbol=order["symbol"], intent_id=order["intent_id"], market_ts=now,
+                              order_id=order["order_id"], broker_order_no=row.odno, outcome="found")
             await self.notices.apply_orphans(conn, order["trade_date"], row.odno)
         ex.count("in_doubt_found")
+        return True
 
-    async def _absent(self, order_id: int) -> bool:
+    async def _absent(self, order: dict[str, Any]) -> bool:
         """The broker has no such order: send it again, or give up after the last attempt."""
         ex = self.ex
-        # the slot first, so that the re-written order goes out the moment it is committed
-        await ex.broker.limiter.prepay(Priority.ORDER)
+        order_id, attempt = int(order["order_id"]), int(order["submit_attempts"])
+        last = attempt >= ex.cfg.max_submit_attempts
+        if not last:
+            self._fence()
+            # the slot first, so that the re-written order goes out the moment it is committed
+            await ex.broker.limiter.acquire(Priority.ORDER)
+        now = ex.clock.now()
         async with ex.pool.connection() as conn:
-            order = await (await conn.execute(Q["order_for_update"], {"order_id": order_id})).fetchone()
-            if order is None or order["status"] not in (OrderStatus.PENDING_SUBMIT, OrderStatus.IN_DOUBT):
-                return False
-            if order["status"] == OrderStatus.PENDING_SUBMIT:
-                await conn.execute(Q["set_order_status"], {"order_id": order_id, "status": OrderStatus.IN_DOUBT,
-                                                            "reason": "sender vanished", "raw": None})
-            if int(order["submit_attempts"]) >= ex.cfg.max_submit_attempts:
-                reason = f"absent at the broker after {order['submit_attempts']} attempts"
-                await conn.execute(Q["set_order_status"], {"order_id": order_id, "status": OrderStatus.ERROR,
-                                                            "reason": reason, "raw": None})
-                await finish_intent_if_processing(conn, str(order["intent_id"]), IntentStatus.FAILED, reason)
+            status = order["status"]
+            if status == OrderStatus.PENDING_SUBMIT:
+                taken = await apply(conn, order_id, OrderEvent.OUTCOME_UNKNOWN, status, attempt=attempt,
+                                    fence=self._fence(), actor=ex.owner, market_ts=now, reason="sender vanished")
+                if taken is None:
+                    return False
+                status = OrderStatus.IN_DOUBT
+            if last:
+                reason = f"absent at the broker after {attempt} attempts"
+                if await apply(conn, order_id, OrderEvent.GIVEN_UP, status, attempt=attempt, fence=self._fence(),
+                               actor=ex.owner, market_ts=now, reason=reason) is None:
+                    return False
                 await events.emit(conn, SERVICE, "InDoubtResolved", f"order {order_id}: {reason}", level="ERROR",
                                   symbol=order["symbol"], intent_id=order["intent_id"], order_id=order_id,
                                   outcome="given_up")
                 return False
-            await conn.execute(Q["rewrite_ahead"], {"order_id": order_id, "market_ts": ex.clock.now(), "me": ex.owner})
+            again = await apply(conn, order_id, OrderEvent.ABSENT, status, attempt=attempt, fence=self._fence(),
+                                actor=ex.owner, market_ts=now, reason=f"absent at the broker: attempt {attempt + 1}",
+                                claimed_by=ex.owner, attempt_market_ts=now)
+            if again is None:
+                return False
             await events.emit(conn, SERVICE, "InDoubtResolved",
                               f"order {order_id} absent at the broker: sending again", level="WARN",
                               symbol=order["symbol"], intent_id=order["intent_id"], order_id=order_id,
-                              outcome="absent", attempt=int(order["submit_attempts"]) + 1)
+                              outcome="absent", attempt=attempt + 1)
         intent = Intent(str(order["intent_id"]), "", order["symbol"], order["side"], "", int(order["qty"]),
                         order["order_type"], order["limit_price"])
-        await self.submitter.send(order_id, intent, time.monotonic())
+        await self.submitter.send(order_id, attempt + 1, intent, time.monotonic(), slot_taken=True,
+                                  alive=self._fence().alive)
         ex.count("in_doubt_resent")
         return True
 
@@ -311,27 +388,30 @@ class Reconciler:
             assert totals is not None
             missing = b_filled - int(totals["qty"])
             missing_since = order["fills_missing_since"]
+            add_fill = False
             if missing > 0:
                 waited = missing_since is not None and (
                     time.time() - missing_since.timestamp() >= ex.cfg.missing_fill_grace_s)
                 if not stream_up or waited:
-                    await self._add_missing_fill(conn, order, missing, b_amount - Decimal(totals["amount"]), now)
-                    done["fills_added"] += 1
+                    add_fill = True
                     missing_since = None
                 elif missing_since is None:
                     missing_since = datetime.now(KST)
             else:
                 missing_since = None
-                if missing < 0:
-                    await events.emit(conn, SERVICE, "ReconcileMismatch",
-                                      f"order {order_id}: our fills {totals['qty']} exceed the broker's {b_filled}",
-                                      level="ERROR", symbol=order["symbol"], order_id=order_id)
-            await conn.execute(Q["set_broker_view"], {"order_id": order_id, "qty": b_filled, "amount": b_amount,
-                                                      "seen_ts": now, "missing_since": missing_since})
+            await fenced(conn, "set_broker_view", {**self._fence().params(), "order_id": order_id, "qty": b_filled,
+                                                   "amount": b_amount, "seen_ts": now, "missing_since": missing_since})
+            if missing < 0:
+                await events.emit(conn, SERVICE, "ReconcileMismatch",
+                                  f"order {order_id}: our fills {totals['qty']} exceed the broker's {b_filled}",
+                                  level="ERROR", symbol=order["symbol"], order_id=order_id)
+            if add_fill:
+                await self._add_missing_fill(conn, order, missing, b_amount - Decimal(totals["amount"]), now)
+                done["fills_added"] += 1
             before = order["status"]
             order = {**order, "broker_filled_qty": b_filled}
             after = await self.notices.refresh_totals(conn, order, cancelled=min(b_cancel, int(order["qty"])),
-                                                      rejected=rejected)
+                                                      rejected=rejected, fence=self._fence())
             if after != before:
                 await events.emit(conn, SERVICE, "ReconcileCorrection",
                                   f"order {order_id} {before} -> {after} (broker filled {b_filled}, "
@@ -349,8 +429,8 @@ class Reconciler:
                                                    (order["symbol"],))).fetchone() or {"market": "KOSPI"})["market"])
         fee, tax = fill_costs(order["side"], qty, price, market, order["trade_date"], self.ex.fees)
         cum = int(order["filled_qty"]) + qty
-        await conn.execute(Q["insert_fill"], {
-            "order_id": order["order_id"], "exec_key": f"r:{order['broker_order_no']}:{cum}",
+        await fenced(conn, "insert_fill", {
+            **self._fence().params(), "order_id": order["order_id"], "exec_key": f"r:{order['broker_order_no']}:{cum}",
             "symbol": order["symbol"], "side": order["side"], "qty": qty, "price": price, "fee": fee, "tax": tax,
             "ts": now, "source": "RECONCILE"})
         self.funds.on_fill(order["side"], order["symbol"], qty, price * qty, fee + tax)
@@ -362,32 +442,41 @@ class Reconciler:
 
     # --- cancels / modifies in doubt, unknown orders, funds -------------------------------------------
 
-    async def _resolve_amendments(self, day: date, listing: list[DailyCcldRow]) -> None:
+    async def _open_amendments(self, day: date) -> list[dict[str, Any]]:
+        """``day``'s cancels and modifies still waiting for the broker's word past the grace."""
+        params = {**STATUS_SETS, "after_s": self.ex.cfg.in_doubt_grace_s}
         async with self.ex.pool.connection() as conn:
-            params = {**STATUS_SETS, "after_s": self.ex.cfg.in_doubt_grace_s}
-            rows = [r for r in await (await conn.execute(Q["open_amendments"], params)).fetchall()
-                    if r["trade_date"] == day]
+            rows = await (await conn.execute(Q["open_amendments"], params)).fetchall()
+        return [dict(r) for r in rows if r["trade_date"] == day]
+
+    async def _resolve_amendments(self, day: date, amendments: list[dict[str, Any]],
+                                  listing: list[DailyCcldRow]) -> None:
+        """Each cancel or modify that was waiting before the list was asked for: found in it by its
+        original number (ACCEPTED, the request DONE) or absent (ERROR, the request FAILED: Strategy
+        sees it and may ask again; a second cancel is harmless)."""
+        ex = self.ex
+        if not amendments:
+            return
+        now = ex.clock.now()
+        async with ex.pool.connection() as conn:
             linked = {r["broker_order_no"] for r in await (await conn.execute(Q["linked_numbers"],
                                                                                {"trade_date": day})).fetchall()}
-            for a in rows:
-                if a["status"] == "PENDING_SUBMIT":
-                    await conn.execute(Q["set_amendment"], {"amendment_id": a["amendment_id"], "status": "IN_DOUBT",
-                                                             "reason": "sender vanished", "odno": None, "raw": None})
+            for a in amendments:
+                amendment_id, status = int(a["amendment_id"]), a["status"]
+                fence = self._fence()
+                if status == AmendmentStatus.PENDING_SUBMIT:
+                    if await apply(conn, amendment_id, AmendmentEvent.OUTCOME_UNKNOWN, status, fence=fence,
+                                   actor=ex.owner, market_ts=now, reason="sender vanished") is None:
+                        continue
+                    status = AmendmentStatus.IN_DOUBT
                 found = next((r for r in listing if r.orgn_odno == a["orgn_order_no"] and r.odno not in linked), None)
                 if found is not None:
-                    await conn.execute(Q["set_amendment"], {"amendment_id": a["amendment_id"], "status": "ACCEPTED",
-                                                             "reason": "found at the broker", "odno": found.odno,
-                                                             "raw": None})
-                    await conn.execute(Q["finish_cancel_request"], {"request_id": a["request_id"], "status": "DONE",
-                                                                     "reason": "found at the broker"})
-                    linked.add(found.odno)
+                    if await apply(conn, amendment_id, AmendmentEvent.FOUND, status, fence=fence, actor=ex.owner,
+                                   market_ts=now, reason="found at the broker", broker_order_no=found.odno) is not None:
+                        linked.add(found.odno)
                 else:
-                    # Strategy sees FAILED and may ask again: a second cancel is harmless
-                    await conn.execute(Q["set_amendment"], {"amendment_id": a["amendment_id"], "status": "ERROR",
-                                                             "reason": "absent at the broker", "odno": None,
-                                                             "raw": None})
-                    await conn.execute(Q["finish_cancel_request"], {"request_id": a["request_id"], "status": "FAILED",
-                                                                     "reason": "the cancel never reached the broker"})
+                    await apply(conn, amendment_id, AmendmentEvent.ABSENT, status, fence=fence, actor=ex.owner,
+                                market_ts=now, reason="absent at the broker: the cancel never reached it")
 
     async def _record_manual(self, day: date, listing: list[DailyCcldRow]) -> None:
         """Record the broker's orders that are none of ours as MANUAL orders (seed 002: 수동 주문은
@@ -413,15 +502,16 @@ class Reconciler:
                 order_type = _ORDER_TYPE_OF.get(r.ord_dvsn_cd, OrderType.MKT)
                 if order_type in PRICED_ORDER_TYPES and r.ord_unpr <= 0:
                     order_type = OrderType.MKT
-                row = await (await conn.execute(Q["record_manual_order"], {
-                    "trade_date": day, "symbol": r.symbol, "side": r.side.value, "qty": r.ord_qty,
-                    "order_type": order_type, "ord_dvsn": r.ord_dvsn_cd,
+                fence = self._fence()
+                row = await (await fenced(conn, "record_manual_order", {
+                    **fence.params(), "me": ex.owner, "trade_date": day, "symbol": r.symbol, "side": r.side.value,
+                    "qty": r.ord_qty, "order_type": order_type, "ord_dvsn": r.ord_dvsn_cd,
                     "limit_price": r.ord_unpr if order_type in PRICED_ORDER_TYPES else None,
                     "at": at})).fetchone()
                 assert row is not None
-                await conn.execute(Q["link_ack"], {"order_id": row["order_id"], "odno": r.odno,
-                                                   "org_no": r.ord_gno_brno, "status": OrderStatus.SUBMITTED,
-                                                   "raw": None})
+                await apply(conn, int(row["order_id"]), OrderEvent.FOUND, OrderStatus.PENDING_SUBMIT, fence=fence,
+                            actor=ex.owner, market_ts=ex.clock.now(), broker_order_no=r.odno,
+                            broker_org_no=r.ord_gno_brno)
                 await events.emit(conn, SERVICE, "ManualOrder",
                                   f"broker order {r.odno} ({r.side.value} {r.ord_qty} {r.symbol}) was placed outside "
                                   "stock-manager: recorded as MANUAL, its fills count in positions", level="WARN",
@@ -447,6 +537,7 @@ class Reconciler:
         except KisError as e:
             logger.warning("could not ask the broker for its holdings: {}", e)
             return None
+        await self._renew()
         async with ex.pool.connection() as conn:
             after = await (await conn.execute(Q["ledger_mark"])).fetchone()
             if before != after:
@@ -458,8 +549,9 @@ class Reconciler:
             moving = {r["symbol"] for r in await (await conn.execute(Q["symbols_in_flight"], STATUS_SETS)).fetchall()}
             result = verdict(diffs, previous, in_flight=moving | self._unlinked_symbols)
             now = ex.clock.now()
-            await conn.execute(Q["insert_position_check"], {
-                "market_ts": asked, "verdict": result, "symbols": len(set(ours) | {r.symbol for r in balance.rows}),
+            await fenced(conn, "insert_position_check", {
+                **self._fence().params(), "market_ts": asked, "verdict": result,
+                "symbols": len(set(ours) | {r.symbol for r in balance.rows}),
                 "diffs": Jsonb([d.as_json() for d in diffs])})
             if result is PositionVerdict.MISMATCH:
                 await events.emit(conn, SERVICE, "PositionMismatch",

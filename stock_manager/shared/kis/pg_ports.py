@@ -157,18 +157,6 @@ class PgRateLimiter:
         return {"key_id": self._key_id, "interval_s": self._interval, "gap_s": self._gap[priority],
                 "tolerance_s": self._tolerance}
 
-    async def try_acquire(self, priority: Priority) -> bool:
-        """One attempt, no waiting: True if a slot was granted."""
-        async with self._pool.connection() as conn:
-            if not self._ready:
-                await conn.execute(Q["ensure_rate_row"], {"key_id": self._key_id})
-                self._ready = True
-            row = await (await conn.execute(Q["take_rate_slot"], self._params(priority))).fetchone()
-        if row is not None:
-            self.grants += 1
-            self.last_slot = float(row["slot_epoch"])
-        return row is not None
-
     async def acquire(self, priority: Priority) -> None:
         params = self._params(priority)
         async with self._turn[priority]:
@@ -195,6 +183,3 @@ class UnlimitedRateLimiter:
 
     async def acquire(self, priority: Priority) -> None:
         return None
-
-    async def try_acquire(self, priority: Priority) -> bool:
-        return True

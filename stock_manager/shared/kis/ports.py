@@ -12,7 +12,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from contextvars import Context, ContextVar, copy_context
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
@@ -197,44 +196,3 @@ class InMemoryRateLimiter:
                 await self._sleep(max(deficit / self._rate, 0.001) if deficit else 1.0 / self._rate)
         finally:
             self._waiting[priority] -= 1
-
-
-_prepaid: ContextVar[Priority | None] = ContextVar("kis_prepaid_slot", default=None)
-
-
-class PrepaidLimiter:
-    """Lets a caller take its rate slot *before* preparing a request, and spend it on the request.
-
-    Execution needs the slot before it writes an order ahead, so that a committed write-ahead is
-    always followed at once by its HTTP call (an order that waited behind the limiter after being
-    written ahead could outlive its send deadline).  ``prepay`` takes a slot for the current task;
-    the next ``acquire`` in the same task spends it instead of taking another.
-    """
-
-    def __init__(self, inner: RateLimiter) -> None:
-        self.inner = inner
-
-    async def prepay(self, priority: Priority) -> None:
-        if _prepaid.get() is None:
-            await self.inner.acquire(priority)
-            _prepaid.set(priority)
-
-    async def try_slot(self, priority: Priority) -> bool:
-        """Take a slot only if the budget has one right now (no waiting)."""
-        try_acquire = getattr(self.inner, "try_acquire", None)
-        if try_acquire is None:
-            return False
-        return bool(await try_acquire(priority))
-
-    @staticmethod
-    def prepaid_context(priority: Priority) -> Context:
-        """A context whose first ``acquire`` is already paid for: run the request's task in it."""
-        ctx = copy_context()
-        ctx.run(_prepaid.set, priority)
-        return ctx
-
-    async def acquire(self, priority: Priority) -> None:
-        if _prepaid.get() is not None:
-            _prepaid.set(None)
-            return
-        await self.inner.acquire(priority)

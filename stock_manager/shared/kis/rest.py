@@ -455,26 +455,31 @@ class KisRestClient:
         with_keys: bool,
         order_info: Mapping[str, str] | None,
         extra_headers: Mapping[str, str] | None = None,
+        slot_taken: bool = False,
     ) -> _Reply:
         headers = self._headers(kind, tr_id, tr_cont, bearer, with_keys)
         if extra_headers:
             headers.update(extra_headers)
         shown_tr = tr_id if kind in (_Kind.QUERY, _Kind.ORDER) else None
-        await self._limiter.acquire(priority)
+        # Built before the slot is taken: the budget's schedule is kept at the broker only if what
+        # happens between a grant and the request leaving is short and steady.
+        request = self._http.build_request(
+            method,
+            path,
+            params=dict(params) if params is not None else None,
+            content=content,
+            headers=headers,
+            timeout=self._order_timeout if kind is _Kind.ORDER else self._timeout,
+        )
+        if not slot_taken:
+            await self._limiter.acquire(priority)
         failure: str | None = None
         sent = True
         started = _time.monotonic()
         # Exceptions are turned into ours *outside* the except blocks so that no httpx exception
         # (whose request holds our headers) is chained onto what we raise.
         try:
-            response = await self._http.request(
-                method,
-                path,
-                params=dict(params) if params is not None else None,
-                content=content,
-                headers=headers,
-                timeout=self._order_timeout if kind is _Kind.ORDER else self._timeout,
-            )
+            response = await self._http.send(request)
         except NOT_SENT as exc:
             failure, sent = type(exc).__name__, False
         except httpx.TransportError as exc:
@@ -588,11 +593,15 @@ class KisRestClient:
         order_info: Mapping[str, str] | None = None,
         extra_headers: Mapping[str, str] | None = None,
         fixed_tr_id: str | None = None,
+        slot_taken: bool = False,
     ) -> _Reply:
         """Send with the retry policy of ``kind``; on a rejected token, re-obtain it and resend once.
 
         ``fixed_tr_id``: a TR sent as named on every environment (no paper twin), instead of ``tr``.
+        ``slot_taken``: the caller took the first request's rate slot itself (Execution takes it
+        before it writes an order ahead); a retry or a resend takes its own.
         """
+        first_paid = [slot_taken]
         tr_id = self._tr(tr) if tr is not None else fixed_tr_id
         keys = with_keys if with_keys is not None else kind in (_Kind.QUERY, _Kind.ORDER)
         if json_body is not None:
@@ -602,6 +611,7 @@ class KisRestClient:
             bearer = await self._bearer() if kind in (_Kind.QUERY, _Kind.ORDER) else None
 
             async def attempt(bearer: SecretStr | None = bearer) -> _Reply:
+                paid, first_paid[0] = first_paid[0], False
                 return await self._send_once(
                     kind,
                     method,
@@ -615,6 +625,7 @@ class KisRestClient:
                     with_keys=keys,
                     order_info=order_info,
                     extra_headers=extra_headers,
+                    slot_taken=paid,
                 )
 
             try:
@@ -660,9 +671,10 @@ class KisRestClient:
         """Anti-tamper hash of an order body (optional at KIS; see ``use_hashkey``)."""
         return await self._hashkey_for(self._encode(body))
 
-    async def _hashkey_for(self, content: bytes) -> Hashkey:
+    async def _hashkey_for(self, content: bytes, *, slot_taken: bool = False) -> Hashkey:
         reply = await self._call(
-            _Kind.OAUTH, "POST", ep.HASHKEY_PATH, with_keys=True, content=content, priority=Priority.ORDER
+            _Kind.OAUTH, "POST", ep.HASHKEY_PATH, with_keys=True, content=content, priority=Priority.ORDER,
+            slot_taken=slot_taken,
         )
         return self._parse(parse_hashkey, reply, None, ep.HASHKEY_PATH)
 
@@ -675,11 +687,13 @@ class KisRestClient:
     def _account(self) -> dict[str, str]:
         return {"CANO": self._creds.cano, "ACNT_PRDT_CD": self._creds.acnt_prdt_cd}
 
-    async def _order(self, path: str, tr: Tr, body: dict[str, str], info: dict[str, str]) -> OrderAck:
+    async def _order(self, path: str, tr: Tr, body: dict[str, str], info: dict[str, str], *,
+                     slot_taken: bool = False) -> OrderAck:
         content = self._encode(body)
         extra: dict[str, str] = {}
         if self._settings.use_hashkey:
-            extra["hashkey"] = (await self._hashkey_for(content)).value
+            extra["hashkey"] = (await self._hashkey_for(content, slot_taken=slot_taken)).value
+            slot_taken = False  # the hashkey request spent the caller's slot: the order takes its own
         reply = await self._call(
             _Kind.ORDER,
             "POST",
@@ -689,6 +703,7 @@ class KisRestClient:
             priority=Priority.ORDER,
             order_info=info,
             extra_headers=extra,
+            slot_taken=slot_taken,
         )
         problem: str
         try:
@@ -715,8 +730,12 @@ class KisRestClient:
         price: int = 0,
         *,
         exchange: str | None = None,
+        slot_taken: bool = False,
     ) -> OrderAck:
-        """Submit a cash buy/sell.  Raises BusinessRejected (definite no) or OutcomeUnknown."""
+        """Submit a cash buy/sell.  Raises BusinessRejected (definite no) or OutcomeUnknown.
+
+        ``slot_taken``: the caller already took this order's rate slot (``RateLimiter.acquire``).
+        """
         if qty <= 0:
             raise ValueError("order quantity must be positive")
         if price < 0:
@@ -743,7 +762,7 @@ class KisRestClient:
             "ord_dvsn": ord_dvsn,
             "price": str(price),
         }
-        return await self._order(ep.ORDER_CASH_PATH, tr, body, info)
+        return await self._order(ep.ORDER_CASH_PATH, tr, body, info, slot_taken=slot_taken)
 
     async def _rvsecncl(
         self,

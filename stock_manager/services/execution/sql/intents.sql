@@ -30,7 +30,7 @@ UPDATE trade.order_intents
  WHERE intent_id = %(intent_id)s;
 
 -- name: reclaim_stale_intents
--- An intent left PROCESSING by a process that died before writing its order goes back to NEW.
+-- The reconciler's (fenced).  An intent left PROCESSING by a process that died before writing its order goes back to NEW.
 -- Taking one over from a live but slow owner is still safe: only one order row per intent can
 -- ever be written, and only the process that wrote it sends.
 UPDATE trade.order_intents i
@@ -43,6 +43,7 @@ UPDATE trade.order_intents i
         WHERE h.service = 'execution' AND h.instance_id || '#' || h.pid = i.claimed_by
           AND h.status IN ('STARTING', 'RUNNING', 'DEGRADED')
           AND h.beat_ts > clock_timestamp() - make_interval(secs => %(dead_s)s))
+   AND trade.lease_check(%(lease)s, %(holder)s, %(epoch)s)
 RETURNING i.intent_id;
 
 -- name: intents_without_outcome
@@ -54,6 +55,7 @@ SELECT i.intent_id, o.status AS order_status, o.status_reason
  WHERE i.status = 'PROCESSING' AND NOT o.status = ANY(%(awaiting_orders)s);
 
 -- name: finish_processing_intent
+-- A refusal on the broker's figures (the Submitter), or the reconciler's repair (fenced).
 UPDATE trade.order_intents
    SET status = %(status)s, status_reason = %(reason)s, updated_ts = clock_timestamp()
- WHERE intent_id = %(intent_id)s AND status = 'PROCESSING';
+ WHERE intent_id = %(intent_id)s AND status = 'PROCESSING' AND trade.lease_check(%(lease)s, %(holder)s, %(epoch)s);

@@ -1,11 +1,3 @@
--- name: rewrite_ahead
--- A confirmed-absent order is sent again: the same row, one more attempt, a new timestamp.
-UPDATE trade.orders
-   SET status = 'PENDING_SUBMIT', submit_attempts = submit_attempts + 1, attempt_ts = clock_timestamp(),
-       attempt_market_ts = %(market_ts)s, claimed_by = %(me)s, updated_ts = clock_timestamp()
- WHERE order_id = %(order_id)s AND status = 'IN_DOUBT'
-RETURNING order_id;
-
 -- name: order_for_update
 SELECT * FROM trade.orders WHERE order_id = %(order_id)s FOR UPDATE;
 
@@ -21,33 +13,21 @@ SELECT o.*
  WHERE a.trade_date = %(trade_date)s AND a.broker_order_no = %(odno)s AND a.kind = 'MODIFY'
 LIMIT 1;
 
--- name: link_ack
-UPDATE trade.orders
-   SET broker_order_no = %(odno)s, broker_org_no = %(org_no)s, status = %(status)s,
-       submitted_ts = coalesce(submitted_ts, clock_timestamp()),
-       raw = CASE WHEN %(raw)s::jsonb IS NULL THEN raw ELSE raw || %(raw)s::jsonb END,
-       updated_ts = clock_timestamp()
- WHERE order_id = %(order_id)s;
-
--- name: set_order_status
-UPDATE trade.orders
-   SET status = %(status)s, status_reason = coalesce(%(reason)s, status_reason),
-       raw = CASE WHEN %(raw)s::jsonb IS NULL THEN raw ELSE raw || %(raw)s::jsonb END,
-       updated_ts = clock_timestamp()
- WHERE order_id = %(order_id)s;
-
--- name: set_order_fill_totals
-UPDATE trade.orders
-   SET filled_qty = %(filled_qty)s, filled_amount = %(filled_amount)s, cancelled_qty = %(cancelled_qty)s,
-       status = %(status)s, updated_ts = clock_timestamp()
- WHERE order_id = %(order_id)s;
-
 -- name: set_broker_view
+-- The reconciler's: what the broker's list said of the order (fenced by its lease epoch).
 UPDATE trade.orders
    SET broker_filled_qty = greatest(broker_filled_qty, %(qty)s),
        broker_filled_amount = CASE WHEN %(qty)s >= broker_filled_qty THEN %(amount)s ELSE broker_filled_amount END,
        broker_seen_ts = %(seen_ts)s, fills_missing_since = %(missing_since)s, updated_ts = clock_timestamp()
- WHERE order_id = %(order_id)s;
+ WHERE order_id = %(order_id)s AND trade.lease_check(%(lease)s, %(holder)s, %(epoch)s);
+
+-- name: set_order_totals
+-- Filled and cancelled quantities that leave the status where it is (a second partial fill, a
+-- partial cancel); a change of status goes through apply_order_event instead.
+UPDATE trade.orders
+   SET filled_qty = %(filled_qty)s, filled_amount = %(filled_amount)s, cancelled_qty = %(cancelled_qty)s,
+       updated_ts = clock_timestamp()
+ WHERE order_id = %(order_id)s AND status = %(status)s AND trade.lease_check(%(lease)s, %(holder)s, %(epoch)s);
 
 -- name: fill_totals
 SELECT coalesce(sum(qty), 0)::bigint AS qty, coalesce(sum(qty * price), 0) AS amount,
@@ -56,8 +36,10 @@ SELECT coalesce(sum(qty), 0)::bigint AS qty, coalesce(sum(qty * price), 0) AS am
  WHERE order_id = %(order_id)s;
 
 -- name: insert_fill
+-- A notice's fill, or the reconciler's for what the notices never reported (then fenced).
 INSERT INTO trade.fills (order_id, exec_key, symbol, side, qty, price, fee, tax, ts, source)
-VALUES (%(order_id)s, %(exec_key)s, %(symbol)s, %(side)s, %(qty)s, %(price)s, %(fee)s, %(tax)s, %(ts)s, %(source)s)
+SELECT %(order_id)s, %(exec_key)s, %(symbol)s, %(side)s, %(qty)s, %(price)s, %(fee)s, %(tax)s, %(ts)s, %(source)s
+ WHERE trade.lease_check(%(lease)s, %(holder)s, %(epoch)s)
 ON CONFLICT (order_id, exec_key) DO NOTHING
 RETURNING fill_id;
 
@@ -100,51 +82,120 @@ UNION ALL
 SELECT broker_order_no FROM trade.order_amendments WHERE trade_date = %(trade_date)s AND broker_order_no IS NOT NULL;
 
 -- name: write_ahead_many
--- Several write-aheads in one statement (group commit); a row whose intent already has an order
--- is skipped and absent from the result.
-INSERT INTO trade.orders (intent_id, trade_date, symbol, side, qty, order_type, ord_dvsn, limit_price, status,
-                          submit_attempts, attempt_ts, attempt_market_ts, claimed_by)
-SELECT v.intent_id, v.trade_date, v.symbol, v.side, v.qty, v.order_type, v.ord_dvsn, v.limit_price, 'PENDING_SUBMIT',
-       1, clock_timestamp(), v.market_ts, %(me)s
-  FROM unnest(%(intent_ids)s::uuid[], %(trade_dates)s::date[], %(symbols)s::text[], %(sides)s::text[],
-              %(qtys)s::bigint[], %(order_types)s::text[], %(ord_dvsns)s::text[], %(limit_prices)s::numeric[],
-              %(market_ts)s::timestamptz[])
-       AS v(intent_id, trade_date, symbol, side, qty, order_type, ord_dvsn, limit_price, market_ts)
-ON CONFLICT (intent_id) DO NOTHING
-RETURNING order_id, intent_id;
-
--- name: link_acks
--- Acks of several orders in one statement (group commit): link each order's broker number, finish
--- its intent and write its OrderSubmitted event.  A row already linked to another number is left
--- out (the caller records it one by one); has_orphans says notices are waiting for it.
-WITH v AS (
-    SELECT * FROM unnest(%(order_ids)s::bigint[], %(odnos)s::text[], %(org_nos)s::text[], %(raws)s::jsonb[])
-           AS v(order_id, odno, org_no, raw)
-), linked AS (
-    UPDATE trade.orders o
-       SET broker_order_no = v.odno, broker_org_no = v.org_no,
-           status = CASE WHEN o.status = ANY(%(awaiting_orders)s) THEN 'SUBMITTED' ELSE o.status END,
-           submitted_ts = coalesce(o.submitted_ts, clock_timestamp()), raw = o.raw || v.raw,
-           updated_ts = clock_timestamp()
-      FROM v
-     WHERE o.order_id = v.order_id AND (o.broker_order_no IS NULL OR o.broker_order_no = v.odno)
-    RETURNING o.order_id, o.intent_id, o.symbol, o.side, o.qty, o.trade_date, o.broker_order_no
-), finished AS (
-    UPDATE trade.order_intents i
-       SET status = 'SUBMITTED', status_reason = NULL, updated_ts = clock_timestamp()
-      FROM linked
-     WHERE i.intent_id = linked.intent_id AND i.status = 'PROCESSING'
-    RETURNING i.intent_id
-), logged AS (
-    INSERT INTO ops.events (service, level, kind, message, symbol, intent_id, market_ts, data)
-    SELECT 'execution', 'INFO', 'OrderSubmitted',
-           format('order %%s: %%s %%s %%s', broker_order_no, side, qty, symbol), symbol, intent_id,
-           %(market_ts)s, jsonb_build_object('order_id', order_id, 'broker_order_no', broker_order_no)
-      FROM linked
-    RETURNING event_id
+-- The write-ahead: several orders in one statement (group commit), each with its journal row.  A
+-- row whose intent already has an order is skipped and absent from the result.
+WITH written AS (
+    INSERT INTO trade.orders (intent_id, trade_date, symbol, side, qty, order_type, ord_dvsn, limit_price, status,
+                              submit_attempts, attempt_ts, attempt_market_ts, claimed_by)
+    SELECT v.intent_id, v.trade_date, v.symbol, v.side, v.qty, v.order_type, v.ord_dvsn, v.limit_price,
+           'PENDING_SUBMIT', 1, clock_timestamp(), v.market_ts, %(me)s
+      FROM unnest(%(intent_ids)s::uuid[], %(trade_dates)s::date[], %(symbols)s::text[], %(sides)s::text[],
+                  %(qtys)s::bigint[], %(order_types)s::text[], %(ord_dvsns)s::text[], %(limit_prices)s::numeric[],
+                  %(market_ts)s::timestamptz[])
+           AS v(intent_id, trade_date, symbol, side, qty, order_type, ord_dvsn, limit_price, market_ts)
+    ON CONFLICT (intent_id) DO NOTHING
+    RETURNING order_id, intent_id, submit_attempts, attempt_market_ts
+), journal AS (
+    INSERT INTO trade.order_events (order_id, event, from_status, to_status, attempt, actor, market_ts)
+    SELECT order_id, 'CREATED', 'NONE', 'PENDING_SUBMIT', submit_attempts, %(me)s, attempt_market_ts FROM written
 )
-SELECT l.*,
-       EXISTS (SELECT 1 FROM market.broker_notices n JOIN trade.notice_log nl ON nl.notice_id = n.notice_id
-                WHERE nl.status = 'ORPHAN' AND n.trade_date = l.trade_date
-                  AND (n.odno = l.broker_order_no OR n.oodno = l.broker_order_no)) AS has_orphans
-  FROM linked l;
+SELECT order_id, intent_id, submit_attempts FROM written;
+
+-- name: apply_order_event
+-- The one write of an order's status (orders.py, apply): a compare-and-set on the status the
+-- caller read, and on the attempt it wrote ahead when it names one; the journal row; and what the
+-- step makes of the intent, if the intent still waits for it.  A reconciler's step carries its lease
+-- epoch: trade.lease_check raises once the lease has moved on, and nothing is written.
+WITH fence AS MATERIALIZED (
+    SELECT trade.lease_check(%(lease)s, %(holder)s, %(epoch)s) AS held
+), moved AS (
+    UPDATE trade.orders o
+       SET status = %(next)s::text,
+           status_reason = coalesce(%(reason)s::text, o.status_reason),
+           broker_order_no = coalesce(%(broker_order_no)s::text, o.broker_order_no),
+           broker_org_no = coalesce(%(broker_org_no)s::text, o.broker_org_no),
+           submitted_ts = CASE WHEN %(broker_order_no)s::text IS NULL THEN o.submitted_ts
+                               ELSE coalesce(o.submitted_ts, clock_timestamp()) END,
+           raw = CASE WHEN %(raw)s::jsonb IS NULL THEN o.raw ELSE o.raw || %(raw)s::jsonb END,
+           filled_qty = coalesce(%(filled_qty)s::bigint, o.filled_qty),
+           filled_amount = coalesce(%(filled_amount)s::numeric, o.filled_amount),
+           cancelled_qty = coalesce(%(cancelled_qty)s::bigint, o.cancelled_qty),
+           submit_attempts = o.submit_attempts + CASE WHEN %(new_attempt)s THEN 1 ELSE 0 END,
+           attempt_ts = CASE WHEN %(new_attempt)s THEN clock_timestamp() ELSE o.attempt_ts END,
+           attempt_market_ts = coalesce(%(attempt_market_ts)s::timestamptz, o.attempt_market_ts),
+           claimed_by = coalesce(%(claimed_by)s::text, o.claimed_by),
+           updated_ts = clock_timestamp()
+      FROM fence
+     WHERE fence.held AND o.order_id = %(id)s AND o.status = %(expected)s::text
+       AND (%(attempt)s::integer IS NULL OR o.submit_attempts = %(attempt)s::integer)
+       AND (%(broker_order_no)s::text IS NULL OR o.broker_order_no IS NULL
+            OR o.broker_order_no = %(broker_order_no)s::text)
+    RETURNING o.*
+), journal AS (
+    INSERT INTO trade.order_events (order_id, event, from_status, to_status, attempt, reason, broker_order_no,
+                                    epoch, actor, market_ts)
+    SELECT m.order_id, %(event)s::text, %(expected)s::text, m.status, m.submit_attempts, %(reason)s::text, m.broker_order_no,
+           %(epoch)s::bigint, %(actor)s::text, %(market_ts)s::timestamptz
+      FROM moved m
+), outcome AS (
+    UPDATE trade.order_intents i
+       SET status = %(intent_status)s::text, status_reason = %(intent_reason)s::text, updated_ts = clock_timestamp()
+      FROM moved m
+     WHERE %(intent_status)s::text IS NOT NULL AND i.intent_id = m.intent_id AND i.status = 'PROCESSING'
+)
+SELECT f.held, m.* FROM fence f LEFT JOIN moved m ON true;
+
+-- name: orphan_numbers
+-- Which of these just-linked broker numbers have notices waiting for them (ORPHAN).
+SELECT DISTINCT n.odno AS broker_order_no
+  FROM market.broker_notices n
+  JOIN trade.notice_log l ON l.notice_id = n.notice_id AND l.status = 'ORPHAN'
+ WHERE n.trade_date = ANY(%(trade_dates)s::date[]) AND n.odno = ANY(%(odnos)s::text[])
+UNION
+SELECT DISTINCT n.oodno
+  FROM market.broker_notices n
+  JOIN trade.notice_log l ON l.notice_id = n.notice_id AND l.status = 'ORPHAN'
+ WHERE n.trade_date = ANY(%(trade_dates)s::date[]) AND n.oodno = ANY(%(odnos)s::text[]);
+
+-- name: insert_amendment
+-- A cancel or modify written ahead, with its journal row.
+WITH written AS (
+    INSERT INTO trade.order_amendments (request_id, order_id, kind, trade_date, orgn_order_no, qty, price, ord_dvsn,
+                                        status, attempt_market_ts)
+    VALUES (%(request_id)s, %(order_id)s, %(kind)s, %(trade_date)s, %(orgn)s, %(qty)s, %(price)s, %(ord_dvsn)s,
+            'PENDING_SUBMIT', %(market_ts)s)
+    RETURNING amendment_id, order_id, attempt_market_ts
+), journal AS (
+    INSERT INTO trade.order_events (order_id, amendment_id, event, from_status, to_status, actor, market_ts)
+    SELECT order_id, amendment_id, 'CREATED', 'NONE', 'PENDING_SUBMIT', %(me)s, attempt_market_ts FROM written
+)
+SELECT amendment_id FROM written;
+
+-- name: apply_amendment_event
+-- The one write of an amendment's status, as apply_order_event for orders; its step may finish the
+-- cancel request it carries out (DONE or FAILED), if the request still waits for it.
+WITH fence AS MATERIALIZED (
+    SELECT trade.lease_check(%(lease)s, %(holder)s, %(epoch)s) AS held
+), moved AS (
+    UPDATE trade.order_amendments a
+       SET status = %(next)s::text,
+           status_reason = coalesce(%(reason)s::text, a.status_reason),
+           broker_order_no = coalesce(%(broker_order_no)s::text, a.broker_order_no),
+           raw = CASE WHEN %(raw)s::jsonb IS NULL THEN a.raw ELSE a.raw || %(raw)s::jsonb END,
+           updated_ts = clock_timestamp()
+      FROM fence
+     WHERE fence.held AND a.amendment_id = %(id)s AND a.status = %(expected)s::text
+    RETURNING a.*
+), journal AS (
+    INSERT INTO trade.order_events (order_id, amendment_id, event, from_status, to_status, reason, broker_order_no,
+                                    epoch, actor, market_ts)
+    SELECT m.order_id, m.amendment_id, %(event)s::text, %(expected)s::text, m.status, %(reason)s::text,
+           m.broker_order_no, %(epoch)s::bigint, %(actor)s::text, %(market_ts)s::timestamptz
+      FROM moved m
+), outcome AS (
+    UPDATE trade.cancel_requests r
+       SET status = %(request_status)s::text, status_reason = %(request_reason)s::text, updated_ts = clock_timestamp()
+      FROM moved m
+     WHERE %(request_status)s::text IS NOT NULL AND r.request_id = m.request_id AND r.status = 'PROCESSING'
+)
+SELECT f.held, m.* FROM fence f LEFT JOIN moved m ON true;

@@ -1,16 +1,26 @@
 -- name: take_lease
-INSERT INTO trade.leader_leases (name, holder, acquired_ts, expires_ts)
-VALUES (%(name)s, %(me)s, clock_timestamp(), clock_timestamp() + make_interval(secs => %(ttl_s)s))
+-- Take the lease (free, or lapsed) or renew it (ours and still running).  Its epoch rises whenever
+-- it is taken, by another process or by us after it lapsed; only a renewal in time keeps it, so a
+-- pass begun under an older epoch can write nothing (trade.lease_check).
+INSERT INTO trade.leader_leases (name, holder, acquired_ts, expires_ts, epoch)
+VALUES (%(name)s, %(me)s, clock_timestamp(), clock_timestamp() + make_interval(secs => %(ttl_s)s), 1)
 ON CONFLICT (name) DO UPDATE
    SET holder = EXCLUDED.holder,
+       epoch = CASE WHEN trade.leader_leases.holder = EXCLUDED.holder
+                         AND trade.leader_leases.expires_ts > clock_timestamp()
+                    THEN trade.leader_leases.epoch ELSE trade.leader_leases.epoch + 1 END,
        acquired_ts = CASE WHEN trade.leader_leases.holder = EXCLUDED.holder
+                               AND trade.leader_leases.expires_ts > clock_timestamp()
                           THEN trade.leader_leases.acquired_ts ELSE clock_timestamp() END,
        expires_ts = EXCLUDED.expires_ts
  WHERE trade.leader_leases.holder = EXCLUDED.holder OR trade.leader_leases.expires_ts < clock_timestamp()
-RETURNING holder;
+RETURNING holder, epoch;
 
--- name: drop_lease
-DELETE FROM trade.leader_leases WHERE name = %(name)s AND holder = %(me)s;
+-- name: release_lease
+-- At a clean stop: let the next process take the lease at once.  The row stays, with its epoch, so
+-- epochs only ever rise.
+UPDATE trade.leader_leases SET expires_ts = clock_timestamp() - interval '1 millisecond'
+ WHERE name = %(name)s AND holder = %(me)s;
 
 -- name: claim_cancel_requests
 -- A request waits while its order's broker number is not known yet (in doubt).
@@ -34,20 +44,6 @@ RETURNING r.*;
 UPDATE trade.cancel_requests
    SET status = %(status)s, status_reason = %(reason)s, updated_ts = clock_timestamp()
  WHERE request_id = %(request_id)s;
-
--- name: insert_amendment
-INSERT INTO trade.order_amendments (request_id, order_id, kind, trade_date, orgn_order_no, qty, price, ord_dvsn,
-                                    status, attempt_market_ts)
-VALUES (%(request_id)s, %(order_id)s, %(kind)s, %(trade_date)s, %(orgn)s, %(qty)s, %(price)s, %(ord_dvsn)s,
-        'PENDING_SUBMIT', %(market_ts)s)
-RETURNING amendment_id;
-
--- name: set_amendment
-UPDATE trade.order_amendments
-   SET status = %(status)s, status_reason = coalesce(%(reason)s, status_reason),
-       broker_order_no = coalesce(%(odno)s, broker_order_no), raw = coalesce(%(raw)s, raw),
-       updated_ts = clock_timestamp()
- WHERE amendment_id = %(amendment_id)s;
 
 -- name: working_order_dates
 SELECT DISTINCT trade_date FROM trade.orders WHERE status = ANY(%(working_orders)s);
@@ -78,14 +74,25 @@ SELECT min(attempt_market_ts) AS horizon, coalesce(bool_or(attempt_market_ts IS 
   FROM open_orders;
 
 -- name: record_manual_order
--- A broker order that is none of ours (placed at HTS/MTS): recorded with no intent, origin MANUAL.
--- It is created PENDING_SUBMIT like every order and linked to its broker number at once
--- (link_ack, same transaction), so the status trigger sees only legal steps.
-INSERT INTO trade.orders (intent_id, origin, trade_date, symbol, side, qty, order_type, ord_dvsn, limit_price,
-                          status, status_reason, submit_attempts, attempt_market_ts)
-VALUES (NULL, 'MANUAL', %(trade_date)s, %(symbol)s, %(side)s, %(qty)s, %(order_type)s, %(ord_dvsn)s,
-        %(limit_price)s, 'PENDING_SUBMIT', 'placed at the broker outside stock-manager', 0, %(at)s)
-RETURNING order_id;
+-- A broker order that is none of ours (placed at HTS/MTS): recorded with no intent, origin MANUAL,
+-- by the reconciler (fenced).  It is created PENDING_SUBMIT like every order, with its journal row,
+-- and linked to its broker number at once (FOUND, same transaction).
+WITH recorded AS (
+    INSERT INTO trade.orders (intent_id, origin, trade_date, symbol, side, qty, order_type, ord_dvsn, limit_price,
+                              status, status_reason, submit_attempts, attempt_market_ts)
+    SELECT NULL, 'MANUAL', %(trade_date)s, %(symbol)s, %(side)s, %(qty)s, %(order_type)s, %(ord_dvsn)s,
+           %(limit_price)s::numeric, 'PENDING_SUBMIT', 'placed at the broker outside stock-manager', 0,
+           %(at)s::timestamptz
+     WHERE trade.lease_check(%(lease)s, %(holder)s, %(epoch)s)
+    RETURNING order_id, attempt_market_ts
+), journal AS (
+    INSERT INTO trade.order_events (order_id, event, from_status, to_status, attempt, reason, epoch, actor,
+                                    market_ts)
+    SELECT order_id, 'CREATED', 'NONE', 'PENDING_SUBMIT', 0, 'placed at the broker outside stock-manager',
+           %(epoch)s::bigint, %(me)s, attempt_market_ts
+      FROM recorded
+)
+SELECT order_id FROM recorded;
 
 -- name: ledger_positions
 -- Our holdings as the fills say (every day's, manual orders' included), with what they reflect.
@@ -102,7 +109,8 @@ SELECT check_id, verdict, diffs FROM trade.position_checks ORDER BY check_id DES
 
 -- name: insert_position_check
 INSERT INTO trade.position_checks (market_ts, verdict, symbols, diffs)
-VALUES (%(market_ts)s, %(verdict)s, %(symbols)s, %(diffs)s)
+SELECT %(market_ts)s, %(verdict)s, %(symbols)s, %(diffs)s
+ WHERE trade.lease_check(%(lease)s, %(holder)s, %(epoch)s)
 RETURNING check_id;
 
 -- name: awaiting_broker
