@@ -1,15 +1,18 @@
 """PriceSync's wiring on a real database with stand-ins for KIS: the symbol-master fallback, the
-plan handed to the WebSocket client, order books."""
+master's most traded names where there is no volume ranking (paper), the plan handed to the
+WebSocket client, order books."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.server
 import socket
+import threading
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg.rows import dict_row
@@ -20,6 +23,8 @@ from stock_manager.services.pricesync.ingest import Ingest, IngestConfig
 from stock_manager.shared.clock import KST, ManualClock, ScaledClock
 from stock_manager.shared.db.pool import open_pool
 from stock_manager.shared.kis.endpoints import KisEnv
+from stock_manager.shared.kis.errors import ServiceNotFound
+from stock_manager.shared.kis.master import KOSDAQ_MST, KOSPI_MST, MstLayout, format_line, master_zip
 from stock_manager.shared.kis.models import Level, Quote
 from stock_manager.shared.kis.ports import Priority
 from stock_manager.shared.kis.ws import Subscription, WsEvent
@@ -137,6 +142,67 @@ async def test_without_a_master_watched_symbols_are_learnt_from_quotes(db: TestD
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        await app.ingest._drop_connection()
+        await pool.close()
+
+
+def _master(layout: MstLayout, codes: range, halted: str) -> bytes:
+    """A master file whose symbol ``n`` traded ``n`` thousand shares at 10,000 won the day before."""
+    return master_zip(layout, [format_line(layout, f"{n:06d}", "", f"종목{n}", {
+        "group": "ST", "base_price": 10_000, "prior_volume": n * 1000, "halted": f"{n:06d}" == halted})
+        for n in codes])
+
+
+class _Files(http.server.BaseHTTPRequestHandler):
+    files: ClassVar[dict[str, bytes]] = {}
+
+    def do_GET(self) -> None:
+        body = self.files.get(self.path.rsplit("/", 1)[-1])
+        self.send_response(200 if body is not None else 404)
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+async def test_without_a_volume_ranking_the_master_s_most_traded_names_are_streamed(db: TestDb) -> None:
+    """Paper KIS answers the volume ranking with MCA00124; the master's prior volumes stand in."""
+    _Files.files = {KOSPI_MST.zip_name: _master(KOSPI_MST, range(100, 140), halted="000139"),
+                    KOSDAQ_MST.zip_name: _master(KOSDAQ_MST, range(200, 220), halted="")}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/common/master"
+    asked: list[str] = []
+
+    async def ranking() -> list[str]:
+        asked.append("volume-rank")
+        raise ServiceNotFound("해당 서비스를 찾을수 없습니다.", msg_cd="MCA00124")
+
+    async def emit(kind: str, message: str = "", **kw: Any) -> None:
+        return None
+
+    pool = await open_pool(db.url("pricesync"), max_size=4)
+    ws = FakeWs()
+    deps = Deps(pool=pool, clock=ScaledClock(T0), conninfo=db.url("pricesync"), rest=FakeRest(), ws=ws,
+                env=KisEnv.PAPER, mode=Mode.PAPER, rest_url="http://127.0.0.1:1", rate_limit=2, emit=emit, info={},
+                most_active=ranking)
+    cfg = PriceSyncConfig(_env_file=None, sweep_per_s=0, master_urls=f"{base}/kospi_code.mst.zip,"
+                                                                     f"{base}/kosdaq_code.mst.zip")
+    app = PriceSync(deps, cfg)
+    try:
+        await app.start()
+        assert app.master.complete and len(app.master.known) == 60
+        await app._active_loop()  # returns: the ranking is not offered here
+        # the 30 largest prior volumes: 219..200 from KOSDAQ, then 138..129 (139 is halted)
+        expected = [f"{n:06d}" for n in [*range(219, 199, -1), *range(138, 128, -1)]]
+        assert asked == ["volume-rank"] and app.active == expected
+        await app.plan_once()
+        assert {Subscription.trades(s) for s in expected} <= ws.plans[-1]
+        await app._load_master()  # a new day's master keeps them
+        assert app.active == expected
+    finally:
+        server.shutdown()
         await app.ingest._drop_connection()
         await pool.close()
 

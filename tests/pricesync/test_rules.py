@@ -21,14 +21,13 @@ from stock_manager.services.pricesync.freshness import (
 )
 from stock_manager.services.pricesync.notices import NoticeKind, UnrelayableNotice, kind_of, to_row
 from stock_manager.services.pricesync.symbols import (
-    KOSDAQ_MST,
-    KOSPI_MST,
     parse_mst_line,
     parse_sim_symbols,
     read_master_download,
     upsert_params,
 )
 from stock_manager.shared.clock import KST
+from stock_manager.shared.kis.master import KOSDAQ_MST, KOSPI_MST
 from stock_manager.shared.kis.models import Side
 from stock_manager.shared.kis.ws_frames import ExecutionNotice, RctfCls
 from stock_manager.shared.market_rules import Market
@@ -221,7 +220,7 @@ def mst_line(code: str, std: str, name: str, tail_len: int, fields: dict[int, st
     return code.ljust(9) + std.ljust(12) + name + "".join(tail)
 
 
-def test_kospi_master_line_not_verified_against_a_live_file() -> None:
+def test_kospi_master_line() -> None:
     line = mst_line("005930", "KR7005930003", "삼성전자", KOSPI_MST.tail,
                     {0: "ST", 41: "000071000", 60: "N"})
     info = parse_mst_line(line + "\n", KOSPI_MST)

@@ -116,6 +116,7 @@ class PriceSync:
             workers=cfg.poll_workers,
         )
         self.active: list[str] = []
+        self._ranked_by_master = False  # no volume ranking here: the master's most traded names instead
         self.watch: list[WatchItem] = []
         self.desired: frozenset[Subscription] = frozenset()
         self._notice_gap = False
@@ -144,6 +145,8 @@ class PriceSync:
             )
         self.ingest.prev_range = self.master.prev_range()
         self.scheduler.universe = sorted(self.master.known)
+        if self._ranked_by_master:
+            self.active = self.master.most_traded[: self.cfg.most_active_n]
 
     async def run(self) -> None:
         await self.start()
@@ -227,7 +230,11 @@ class PriceSync:
             try:
                 self.active = (await self.deps.most_active())[: self.cfg.most_active_n]
             except ServiceNotFound:
-                logger.info("volume ranking is not offered here (paper); streams follow Strategy's tables only")
+                # paper KIS answers MCA00124: the master's prior day stands in, reloaded with it each day
+                self._ranked_by_master = True
+                self.active = self.master.most_traded[: self.cfg.most_active_n]
+                logger.info("volume ranking is not offered here (paper); streams follow Strategy's tables and the "
+                            "master's {} most traded names of the prior day", len(self.active))
                 return
             except KisError as exc:
                 logger.warning("volume ranking failed: {}", exc)

@@ -23,7 +23,18 @@ from stock_manager.shared.market_rules import Market
 
 from .queries import Q
 from .report import Reporter
-from .symbols import SymbolInfo, from_quote, parse_sim_symbols, quote_status, read_master_download, upsert_params
+from .symbols import (
+    SymbolInfo,
+    from_quote,
+    most_traded,
+    parse_sim_symbols,
+    quote_status,
+    read_master_download,
+    upsert_params,
+)
+
+# how many of the prior day's most traded names the master keeps ranked (PriceSync streams up to 30)
+MOST_TRADED_KEPT = 30
 
 
 async def fetch_sim_symbols(rest_url: str, *, http_timeout_s: float = 10.0) -> list[SymbolInfo]:
@@ -50,6 +61,8 @@ class SymbolMaster:
         self._report = report
         self.known: dict[str, SymbolInfo] = {}
         self.complete = False  # a whole master was loaded (else symbols are learnt from quotes)
+        # the prior day's most traded names by the master's figures, most first (empty when it has none)
+        self.most_traded: list[str] = []
 
     def prev_range(self) -> dict[str, tuple[int | None, int | None]]:
         return {s: (i.prev_high, i.prev_low) for s, i in self.known.items()}
@@ -77,6 +90,7 @@ class SymbolMaster:
             await conn.execute(Q["upsert_symbols"], params)
             await conn.execute(Q["delist_missing"], {"symbol": params["symbol"]})
         self.complete = True
+        self.most_traded = [i.symbol for i in most_traded(infos, MOST_TRADED_KEPT)]
         await self.refresh()
         halted = sum(1 for i in infos if i.halted)
         designated = sum(1 for i in infos if i.designation or i.liquidation_trading)

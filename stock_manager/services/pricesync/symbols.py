@@ -8,10 +8,10 @@ Sources, by mode:
   ``sltr_yn``) where the simulator gives them; the simulator's earlier list shape
   (``code``/``prior_close``) is read too.
 * ``paper``/``live``: KIS's master files ``kospi_code.mst`` / ``kosdaq_code.mst`` (zipped, cp949,
-  fixed width).  The layout below follows the official parser in
-  ``koreainvestment/open-trading-api`` (``stocks_info/kis_kospi_code_mst.py`` and
-  ``kis_kosdaq_code_mst.py``).  NOT VERIFIED against a live download: it is tested only on a line
-  built from that layout.
+  fixed width; ``SM_PRICESYNC_MASTER_URLS``), read by ``stock_manager.shared.kis.master``, whose
+  layout is tested on real files of 2026-07.  The simulator serves files of the same format made
+  from its own universe (``GET /sim/master/kospi_code.mst.zip``), so paper mode against it has a
+  master too.
 * Either way, when the master cannot be had, ``inquire-price`` answers for the symbols that are
   actually watched (``from_quote``).
 
@@ -22,12 +22,11 @@ day, from every ``inquire-price`` answer, which is the newer word.
 
 from __future__ import annotations
 
-import io
-import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from stock_manager.shared.kis.master import MasterRecord, MstLayout, parse_line, read_master
 from stock_manager.shared.kis.models import Quote
 from stock_manager.shared.market_rules import Market, price_limits
 from stock_manager.shared.market_status import HALTED_DESIGNATION, designation_of, warn_code_of
@@ -47,6 +46,8 @@ class SymbolInfo:
     designation: str | None = None  # iscd_stat_cls_code when it is a designation (51..59)
     warn_code: str | None = None  # mrkt_warn_cls_code, 00..03
     liquidation_trading: bool = False  # 정리매매
+    # the prior day's traded value (KRW), where the master gives it: paper's stand-in for the volume ranking
+    prior_value: int | None = None
 
     @property
     def status(self) -> tuple[bool, str | None, str | None, bool]:
@@ -122,83 +123,46 @@ def parse_sim_symbols(body: Any) -> list[SymbolInfo]:
 
 # --- KIS master files ---------------------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
-class MstLayout:
-    """Where the fields sit in the fixed-width tail of a master-file line (0-based, characters).
-
-    A line is ``short code (9) | standard code (12) | name (variable) | tail``; the tail has a
-    fixed length per file, so the name is whatever lies between.
-    """
-
-    market: Market
-    tail: int
-    base_price: tuple[int, int]  # (offset, width) of 기준가 in the tail
-    halted: int  # offset of 거래정지 (Y/N) in the tail
-
-
-# kospi_code.mst: 70 tail fields, 227 characters; 기준가 is field 31, 거래정지 field 34.
-KOSPI_MST: Final = MstLayout(Market.KOSPI, 227, (41, 9), 60)
-# kosdaq_code.mst: 64 tail fields, 221 characters; 주식 기준가 is field 26, 거래정지 field 29.
-KOSDAQ_MST: Final = MstLayout(Market.KOSDAQ, 221, (36, 9), 55)
-
-# Security group codes (그룹코드) kept: ordinary shares, ETFs/ETNs, REITs, funds, DRs, foreign shares.
+# Security groups (그룹코드) kept: shares, ETFs/ETNs, REITs, funds, DRs, foreign shares.
 _ETF_GROUPS: Final = frozenset({"EF", "EN"})
 _SKIP_GROUPS: Final = frozenset({"EW"})  # ELWs: not traded by this system, and thousands of them
 
 
-def layout_for(name: str) -> MstLayout:
-    lowered = name.lower()
-    if "kosdaq" in lowered:
-        return KOSDAQ_MST
-    if "kospi" in lowered:
-        return KOSPI_MST
-    raise ValueError(f"no master-file layout for {name!r}")
-
-
-def parse_mst_line(line: str, layout: MstLayout) -> SymbolInfo | None:
-    """One line of a master file, or None for a line this system does not trade."""
-    line = line.rstrip("\r\n")
-    if len(line) <= layout.tail + 21:
+def info_from_record(record: MasterRecord) -> SymbolInfo | None:
+    """A master-file record as a symbol, or None for one this system does not trade."""
+    if not SYMBOL_RE.match(record.code) or record.group in _SKIP_GROUPS:
         return None
-    head, tail = line[: -layout.tail], line[-layout.tail :]
-    code = head[0:9].strip()
-    name = head[21:].strip()
-    if not SYMBOL_RE.match(code):
-        return None
-    group = tail[0:2]
-    if group in _SKIP_GROUPS:
-        return None
-    off, width = layout.base_price
+    base = record.base_price
     return SymbolInfo(
-        symbol=code,
-        name=name or code,
-        market=Market.ETF if group in _ETF_GROUPS else layout.market,
-        base_price=_int_or_none(tail[off : off + width]),
-        halted=tail[layout.halted : layout.halted + 1] == "Y",
+        symbol=record.code,
+        name=record.name or record.code,
+        market=Market.ETF if record.group in _ETF_GROUPS else record.market,
+        base_price=base if base > 0 else None,
+        halted=record.halted,
+        designation="51" if record.administrative else None,
+        warn_code=warn_code_of(record.market_warning),
+        liquidation_trading=record.liquidation,
+        prior_value=record.prior_volume * base if record.prior_volume and base else None,
     )
 
 
-def parse_mst(text: str, layout: MstLayout) -> list[SymbolInfo]:
-    out = []
-    for line in text.splitlines():
-        info = parse_mst_line(line, layout)
-        if info is not None:
-            out.append(info)
-    return out
+def parse_mst_line(line: str, layout: MstLayout) -> SymbolInfo | None:
+    record = parse_line(line, layout)
+    return info_from_record(record) if record is not None else None
 
 
 def read_master_download(content: bytes, url: str) -> list[SymbolInfo]:
     """A downloaded ``*.mst.zip`` (or a bare ``.mst``), decoded as cp949."""
-    if content[:2] == b"PK":
-        out: list[SymbolInfo] = []
-        with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            for member in archive.namelist():
-                if member.lower().endswith(".mst"):
-                    text = archive.read(member).decode("cp949", errors="replace")
-                    out.extend(parse_mst(text, layout_for(member)))
-        return out
-    return parse_mst(content.decode("cp949", errors="replace"), layout_for(url.rsplit("/", 1)[-1]))
+    return [i for r in read_master(content, url) if (i := info_from_record(r)) is not None]
+
+
+def most_traded(infos: Iterable[SymbolInfo], n: int) -> list[SymbolInfo]:
+    """The ``n`` symbols with the largest prior day's traded value that trade today (not halted).
+
+    Where KIS's volume ranking is not offered (paper), the master's 전일거래량 × 기준가 stands in for it.
+    """
+    traded = [i for i in infos if i.prior_value and not i.halted]
+    return sorted(traded, key=lambda i: (-(i.prior_value or 0), i.symbol))[:n]
 
 
 def from_quote(symbol: str, quote: Quote) -> SymbolInfo:
