@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +95,59 @@ def stack(db: TestDb, sim: SimProcess, tmp_path: Path) -> Iterator[Stack]:
         yield s
     finally:
         s.stop()
+
+
+FINAL = ("SUBMITTED", "REJECTED", "FAILED", "DUPLICATE")
+
+
+def fill_mismatches(stack: Stack) -> list[str]:
+    """Orders whose fills here differ from the broker's (quantity or amount)."""
+    broker = {o["odno"]: o for o in stack.broker_orders() if o["kind"] == "NEW"}
+    ours = stack.sql("SELECT o.broker_order_no, o.filled_qty, coalesce(sum(f.qty), 0) AS fq, "
+                     "coalesce(sum(f.qty * f.price), 0) AS famt FROM trade.orders o "
+                     "LEFT JOIN trade.fills f ON f.order_id = o.order_id "
+                     "WHERE o.broker_order_no IS NOT NULL GROUP BY o.order_id")
+    bad = []
+    for o in ours:
+        b = broker.get(o["broker_order_no"])
+        if b is None or int(o["fq"]) != b["filled_qty"] or int(o["filled_qty"]) != b["filled_qty"] \
+                or Decimal(o["famt"]) != Decimal(b["filled_amt"]):
+            bad.append(f"{o['broker_order_no']}: ours {o['fq']}/{o['famt']} broker {b and b['filled_qty']}")
+    return bad
+
+
+def settle_and_check_exactly_once(stack: Stack, n_intents: int) -> None:
+    """Wait for every intent to be final and every fill to match, then check against the
+    simulator's ground truth: no intent reached the broker twice, no fill was lost or counted twice."""
+    stack.wait(lambda: stack.sql(
+        "SELECT count(*) AS n FROM trade.order_intents WHERE status <> ALL(%s)", (list(FINAL),))[0]["n"] == 0
+        and stack.sql("SELECT count(*) AS n FROM trade.orders WHERE status IN ('PENDING_SUBMIT', 'IN_DOUBT')"
+                      )[0]["n"] == 0, within=120, what="every intent final and nothing in doubt")
+    stack.wait(lambda: not fill_mismatches(stack), within=60, what="fills to match the broker")
+    intents = stack.sql("SELECT intent_id, status FROM trade.order_intents")
+    assert len(intents) == n_intents
+    assert all(i["status"] in FINAL for i in intents)
+    orders = stack.sql("SELECT order_id, intent_id, broker_order_no, status FROM trade.orders")
+    broker_new = [o for o in stack.broker_orders() if o["kind"] == "NEW"]
+
+    # every broker order belongs to exactly one intent, and no intent has two broker orders
+    by_odno: dict[str, Any] = {o["broker_order_no"]: o for o in orders if o["broker_order_no"]}
+    orphans = [b["odno"] for b in broker_new if b["odno"] not in by_odno]
+    assert not orphans, f"broker orders that belong to no intent: {orphans}"
+    per_intent = Counter(str(by_odno[b["odno"]]["intent_id"]) for b in broker_new)
+    assert max(per_intent.values(), default=0) <= 1, f"intents sent twice: {per_intent.most_common(3)}"
+
+    # an intent that says it was submitted has its broker order; one that failed has none
+    status = {str(i["intent_id"]): i["status"] for i in intents}
+    for iid in per_intent:
+        assert status[iid] == "SUBMITTED", (iid, status[iid])
+    assert sum(1 for s in status.values() if s == "SUBMITTED") == len(broker_new)
+
+    # every broker fill is in trade.fills once: per order the quantities and amounts agree
+    assert not fill_mismatches(stack)
+    broker_fills: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for f in stack.broker_fills():
+        broker_fills[f["odno"]].append(f)
+    ours = stack.sql("SELECT o.broker_order_no, f.qty, f.price, f.source FROM trade.fills f "
+                     "JOIN trade.orders o USING (order_id)")
+    assert sum(f["qty"] for f in ours) == sum(f["qty"] for fs in broker_fills.values() for f in fs)

@@ -125,8 +125,11 @@ class Reconciler:
 
     async def _renew(self) -> None:
         """Extend the lease in the middle of a pass (after a long wait on the broker); the pass
-        stops if the lease changed hands or lapsed meanwhile."""
-        fence = self._fence()
+        stops if the lease changed hands or lapsed meanwhile: only the same epoch proves that no
+        other reconciler held it in between."""
+        fence = self.fence
+        if fence is None:
+            raise LeaseLost("not the leader")
         renewed = await self.take_lease()
         if renewed is None or renewed.epoch != fence.epoch:
             self.fence = renewed
@@ -138,6 +141,14 @@ class Reconciler:
             raise LeaseLost("not the leader")
         self.fence.check()
         return self.fence
+
+    async def _held(self) -> Fence:
+        """The fence for the next write, the lease renewed first once half of it has run: a long
+        pass keeps its lease while its process is alive, and one that was frozen finds, when it
+        wakes, that the lease lapsed or moved on (a new epoch), and stops."""
+        if self.fence is not None and self.fence.deadline - time.monotonic() < 0.45 * self.ex.cfg.lease_ttl_s:
+            await self._renew()
+        return self._fence()
 
     async def _notice_stream_up(self) -> bool:
         async with self.ex.pool.connection() as conn:
@@ -224,7 +235,7 @@ class Reconciler:
         (which the order's own step now writes with it; this covers rows from before)."""
         cfg = self.ex.cfg
         async with self.ex.pool.connection() as conn:
-            fence = self._fence().params()
+            fence = (await self._held()).params()
             await fenced(conn, "reclaim_stale_intents", {**fence, "stale_s": cfg.stale_pending_s,
                                                          "dead_s": cfg.owner_dead_after_s})
             for r in await (await conn.execute(Q["intents_without_outcome"], STATUS_SETS)).fetchall():
@@ -281,7 +292,7 @@ class Reconciler:
         now = ex.clock.now()
         async with ex.pool.connection() as conn:
             linked = await apply(conn, int(order["order_id"]), OrderEvent.FOUND, order["status"],
-                                 attempt=int(order["submit_attempts"]), fence=self._fence(), actor=ex.owner,
+                                 attempt=int(order["submit_attempts"]), fence=await self._held(), actor=ex.owner,
                                  market_ts=now, reason=f"found at the broker as {row.odno}",
                                  broker_order_no=row.odno, broker_org_no=row.ord_gno_brno)
             if linked is None:
@@ -300,7 +311,7 @@ class Reconciler:
         order_id, attempt = int(order["order_id"]), int(order["submit_attempts"])
         last = attempt >= ex.cfg.max_submit_attempts
         if not last:
-            self._fence()
+            await self._renew()  # a send may take up to the order timeout: a whole lease for it
             # the slot first, so that the re-written order goes out the moment it is committed
             await ex.broker.limiter.acquire(Priority.ORDER)
         now = ex.clock.now()
@@ -308,20 +319,20 @@ class Reconciler:
             status = order["status"]
             if status == OrderStatus.PENDING_SUBMIT:
                 taken = await apply(conn, order_id, OrderEvent.OUTCOME_UNKNOWN, status, attempt=attempt,
-                                    fence=self._fence(), actor=ex.owner, market_ts=now, reason="sender vanished")
+                                    fence=await self._held(), actor=ex.owner, market_ts=now, reason="sender vanished")
                 if taken is None:
                     return False
                 status = OrderStatus.IN_DOUBT
             if last:
                 reason = f"absent at the broker after {attempt} attempts"
-                if await apply(conn, order_id, OrderEvent.GIVEN_UP, status, attempt=attempt, fence=self._fence(),
+                if await apply(conn, order_id, OrderEvent.GIVEN_UP, status, attempt=attempt, fence=await self._held(),
                                actor=ex.owner, market_ts=now, reason=reason) is None:
                     return False
                 await events.emit(conn, SERVICE, "InDoubtResolved", f"order {order_id}: {reason}", level="ERROR",
                                   symbol=order["symbol"], intent_id=order["intent_id"], order_id=order_id,
                                   outcome="given_up")
                 return False
-            again = await apply(conn, order_id, OrderEvent.ABSENT, status, attempt=attempt, fence=self._fence(),
+            again = await apply(conn, order_id, OrderEvent.ABSENT, status, attempt=attempt, fence=await self._held(),
                                 actor=ex.owner, market_ts=now, reason=f"absent at the broker: attempt {attempt + 1}",
                                 claimed_by=ex.owner, attempt_market_ts=now)
             if again is None:
@@ -399,7 +410,8 @@ class Reconciler:
                     missing_since = datetime.now(KST)
             else:
                 missing_since = None
-            await fenced(conn, "set_broker_view", {**self._fence().params(), "order_id": order_id, "qty": b_filled,
+            fence = await self._held()
+            await fenced(conn, "set_broker_view", {**fence.params(), "order_id": order_id, "qty": b_filled,
                                                    "amount": b_amount, "seen_ts": now, "missing_since": missing_since})
             if missing < 0:
                 await events.emit(conn, SERVICE, "ReconcileMismatch",
@@ -411,7 +423,7 @@ class Reconciler:
             before = order["status"]
             order = {**order, "broker_filled_qty": b_filled}
             after = await self.notices.refresh_totals(conn, order, cancelled=min(b_cancel, int(order["qty"])),
-                                                      rejected=rejected, fence=self._fence())
+                                                      rejected=rejected, fence=await self._held())
             if after != before:
                 await events.emit(conn, SERVICE, "ReconcileCorrection",
                                   f"order {order_id} {before} -> {after} (broker filled {b_filled}, "
@@ -429,8 +441,9 @@ class Reconciler:
                                                    (order["symbol"],))).fetchone() or {"market": "KOSPI"})["market"])
         fee, tax = fill_costs(order["side"], qty, price, market, order["trade_date"], self.ex.fees)
         cum = int(order["filled_qty"]) + qty
+        fence = await self._held()
         await fenced(conn, "insert_fill", {
-            **self._fence().params(), "order_id": order["order_id"], "exec_key": f"r:{order['broker_order_no']}:{cum}",
+            **fence.params(), "order_id": order["order_id"], "exec_key": f"r:{order['broker_order_no']}:{cum}",
             "symbol": order["symbol"], "side": order["side"], "qty": qty, "price": price, "fee": fee, "tax": tax,
             "ts": now, "source": "RECONCILE"})
         self.funds.on_fill(order["side"], order["symbol"], qty, price * qty, fee + tax)
@@ -463,7 +476,7 @@ class Reconciler:
                                                                                {"trade_date": day})).fetchall()}
             for a in amendments:
                 amendment_id, status = int(a["amendment_id"]), a["status"]
-                fence = self._fence()
+                fence = await self._held()
                 if status == AmendmentStatus.PENDING_SUBMIT:
                     if await apply(conn, amendment_id, AmendmentEvent.OUTCOME_UNKNOWN, status, fence=fence,
                                    actor=ex.owner, market_ts=now, reason="sender vanished") is None:
@@ -502,7 +515,7 @@ class Reconciler:
                 order_type = _ORDER_TYPE_OF.get(r.ord_dvsn_cd, OrderType.MKT)
                 if order_type in PRICED_ORDER_TYPES and r.ord_unpr <= 0:
                     order_type = OrderType.MKT
-                fence = self._fence()
+                fence = await self._held()
                 row = await (await fenced(conn, "record_manual_order", {
                     **fence.params(), "me": ex.owner, "trade_date": day, "symbol": r.symbol, "side": r.side.value,
                     "qty": r.ord_qty, "order_type": order_type, "ord_dvsn": r.ord_dvsn_cd,
@@ -550,7 +563,7 @@ class Reconciler:
             result = verdict(diffs, previous, in_flight=moving | self._unlinked_symbols)
             now = ex.clock.now()
             await fenced(conn, "insert_position_check", {
-                **self._fence().params(), "market_ts": asked, "verdict": result,
+                **(await self._held()).params(), "market_ts": asked, "verdict": result,
                 "symbols": len(set(ours) | {r.symbol for r in balance.rows}),
                 "diffs": Jsonb([d.as_json() for d in diffs])})
             if result is PositionVerdict.MISMATCH:
