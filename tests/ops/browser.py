@@ -79,7 +79,8 @@ def headless(url: str, *args: str, size: str = "1280,1200", budget_ms: int = 400
     """One run on a throwaway profile (``--dump-dom``, ``--screenshot=...``); the page gets ``budget_ms``
     of virtual time to load and settle."""
     assert CHROMIUM is not None
-    with tempfile.TemporaryDirectory(prefix="sm-chromium-") as profile:
+    # chromium may still be writing its profile as it exits: a leftover file must not fail the test
+    with tempfile.TemporaryDirectory(prefix="sm-chromium-", ignore_cleanup_errors=True) as profile:
         return subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -113,7 +114,7 @@ def evaluate(chromium: str, url: str, ready: str, expression: str, *, size: str 
     ``ready`` is asked again while the page navigates (its context may not exist yet); ``expression``
     may be a promise, and its value comes back as JSON.
     """
-    with tempfile.TemporaryDirectory(prefix="sm-cdp-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sm-cdp-", ignore_cleanup_errors=True) as tmp:
         profile = Path(tmp)
         with (profile / "stderr.log").open("wb") as log:
             proc = subprocess.Popen(

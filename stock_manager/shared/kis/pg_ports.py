@@ -113,10 +113,10 @@ class PgRateLimiter:
     differences in delay between requests cannot push the broker's own count over the limit.  A
     grant that comes up to ``tolerance_s`` after its slot keeps the slot's place in the schedule,
     so the time a waiter takes to wake up and reach the database is not lost from the budget; any
-    ``limit + 1`` consecutive grants still span at least ``window_s - tolerance_s`` (1.03 s by
-    default), which leaves 30 ms for differences in delay between requests: httpx's standard
-    transport under three processes on two cores showed more than 20 (one EGW00201 in five
-    seconds of the contract test at 1.03 s).
+    ``limit + 1`` consecutive grants still span at least ``window_s - tolerance_s`` (1.04 s by
+    default), which leaves 40 ms for differences in delay between requests: httpx's standard
+    transport under three processes on a loaded two-core machine showed more than 20 and, now and
+    then, more than 30 (one EGW00201 in five seconds of the contract test).
 
     A lower priority is granted only when the schedule has been idle for part of an interval
     (``DEFAULT_RESERVE``), which caps its share of the budget and leaves orders room even while
@@ -130,7 +130,7 @@ class PgRateLimiter:
         key_id: str,
         limit: float,
         *,
-        window_s: float = 1.04,
+        window_s: float = 1.05,
         tolerance_s: float = 0.010,
         reserve: dict[Priority, float] | None = None,
     ) -> None:
