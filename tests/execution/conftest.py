@@ -119,10 +119,20 @@ def fill_mismatches(stack: Stack) -> list[str]:
 def settle_and_check_exactly_once(stack: Stack, n_intents: int) -> None:
     """Wait for every intent to be final and every fill to match, then check against the
     simulator's ground truth: no intent reached the broker twice, no fill was lost or counted twice."""
-    stack.wait(lambda: stack.sql(
-        "SELECT count(*) AS n FROM trade.order_intents WHERE status <> ALL(%s)", (list(FINAL),))[0]["n"] == 0
-        and stack.sql("SELECT count(*) AS n FROM trade.orders WHERE status IN ('PENDING_SUBMIT', 'IN_DOUBT')"
-                      )[0]["n"] == 0, within=120, what="every intent final and nothing in doubt")
+    def unsettled() -> list[dict[str, Any]]:
+        return stack.sql(
+            "SELECT i.intent_id, i.status AS intent, i.claimed_by, o.order_id, o.status AS order_status,"
+            " o.submit_attempts, o.claimed_by AS owner, o.status_reason, o.updated_ts"
+            " FROM trade.order_intents i LEFT JOIN trade.orders o USING (intent_id)"
+            " WHERE i.status <> ALL(%s) OR o.status IN ('PENDING_SUBMIT', 'IN_DOUBT')", (list(FINAL),))
+
+    try:
+        stack.wait(lambda: not unsettled(), within=120, what="every intent final and nothing in doubt")
+    except pytest.fail.Exception as e:
+        journal = stack.sql("SELECT order_id, event, from_status, to_status, attempt, epoch, actor, ts"
+                            " FROM trade.order_events WHERE order_id = ANY(%s) ORDER BY event_id",
+                            ([r["order_id"] for r in unsettled() if r["order_id"]],))
+        raise AssertionError(f"{e}\nleft: {unsettled()}\njournal: {journal}") from None
     stack.wait(lambda: not fill_mismatches(stack), within=60, what="fills to match the broker")
     intents = stack.sql("SELECT intent_id, status FROM trade.order_intents")
     assert len(intents) == n_intents

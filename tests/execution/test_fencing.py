@@ -22,7 +22,8 @@ from tests.execution.conftest import SYMBOLS, Stack, settle_and_check_exactly_on
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGSTOP/SIGCONT are POSIX")
 
 LEASE_TTL_S = 3.0
-ENV = {"KIS_ORDER_TIMEOUT_S": "2", "KIS_READ_TIMEOUT_S": "3", "SM_EXEC_LEASE_TTL_S": str(LEASE_TTL_S),
+# an order's answer waited for well inside the lease, so a live leader's re-sends never outlast it
+ENV = {"KIS_ORDER_TIMEOUT_S": "1", "KIS_READ_TIMEOUT_S": "3", "SM_EXEC_LEASE_TTL_S": str(LEASE_TTL_S),
        "SM_EXEC_STALE_PENDING_S": "3", "SM_EXEC_SEND_DEADLINE_S": "2", "SM_EXEC_OWNER_DEAD_AFTER_S": "3",
        "SM_EXEC_IN_DOUBT_GRACE_S": "1", "SM_EXEC_LISTING_MARGIN_S": "1", "SM_EXEC_FULL_LISTING_EVERY": "1000"}
 # orders whose answer is lost (taken: found later) or that hang unprocessed (absent: re-sent)

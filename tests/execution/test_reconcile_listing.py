@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from stock_manager.services.execution.context import Exec, ExecutionConfig
 from stock_manager.services.execution.funds import FundsView
 from stock_manager.services.execution.notices import NoticeApplier
+from stock_manager.services.execution.ports import InMemoryBroker
 from stock_manager.services.execution.reconciler import Reconciler
 from stock_manager.services.execution.submitter import Submitter
-from stock_manager.shared.broker import Broker
 from stock_manager.shared.clock import KST, ManualClock, SystemClock
 from stock_manager.shared.db.listen import Waker
 from stock_manager.shared.db.pool import Pool
@@ -61,7 +61,7 @@ async def order_row(pool: Pool, order_id: int) -> dict[str, Any]:
 def make_reconciler(pool: Pool, clock: SystemClock | ManualClock) -> Reconciler:
     cfg = ExecutionConfig()
     # the parts tested here never call the broker: lists are handed to them
-    ex = Exec(pool, cast(Broker, None), clock, cfg, "test", Waker())
+    ex = Exec(pool, InMemoryBroker(clock), clock, cfg, "test", Waker())
     notices = NoticeApplier(ex)
     return Reconciler(ex, notices, Submitter(ex, FundsView(ex.fees), notices), FundsView(ex.fees))
 

@@ -72,12 +72,12 @@ class CancelProcessor:
             assert row is not None
             amendment_id = int(row["amendment_id"])
         qty: int | Literal["all"] = int(req["qty"]) if req["qty"] is not None else "all"
-        rest = ex.broker.rest
         try:
             if req["kind"] == "CANCEL":
-                ack = await rest.cancel(latest, order["broker_org_no"] or "", qty, ord_dvsn=order["ord_dvsn"])
+                ack = await ex.broker.cancel(latest, order["broker_org_no"] or "", qty, ord_dvsn=order["ord_dvsn"])
             else:
-                ack = await rest.modify(latest, order["broker_org_no"] or "", ord_dvsn=ord_dvsn, price=price, qty=qty)
+                ack = await ex.broker.modify(latest, order["broker_org_no"] or "", ord_dvsn=ord_dvsn, price=price,
+                                             qty=qty)
         except BusinessRejected as e:
             await self._finish(amendment_id, req, AmendmentEvent.REJECTED,
                                f"KIS {e.msg_cd or ''} {(e.msg1 or '').strip()}", None)

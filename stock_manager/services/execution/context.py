@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from stock_manager.shared.broker import Broker
+from stock_manager.services.execution.ports import BrokerPort
 from stock_manager.shared.clock import Clock
 from stock_manager.shared.db.listen import Waker
 from stock_manager.shared.db.pool import Pool
@@ -76,7 +76,7 @@ def load_config(**overrides: object) -> ExecutionConfig:
 @dataclass
 class Exec:
     pool: Pool
-    broker: Broker
+    broker: BrokerPort
     clock: Clock
     cfg: ExecutionConfig
     instance: str

@@ -21,7 +21,6 @@ from loguru import logger
 
 from stock_manager.services.execution.rules import Funds, Intent, SymbolInfo, buy_reservation
 from stock_manager.shared.kis.errors import KisError
-from stock_manager.shared.kis.rest import KisRestClient
 from stock_manager.shared.market_rules import Fees
 
 # (cash available for orders, sellable quantity per symbol), as the broker states them now
@@ -99,14 +98,3 @@ class FundsView:
         self.refresh(cash, sellable)
         self.synced_at = started
         return True
-
-
-def broker_funds(rest: KisRestClient) -> BrokerFunds:
-    """The broker's figures: orderable cash (inquire-psbl-order) and sellable quantities (balance)."""
-
-    async def ask() -> tuple[Decimal, dict[str, int]]:
-        psbl = await rest.inquire_psbl_order("005930", 0, "01")
-        balance = await rest.inquire_balance()
-        return Decimal(psbl.ord_psbl_cash), {r.symbol: r.ord_psbl_qty for r in balance.rows}
-
-    return ask

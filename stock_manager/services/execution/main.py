@@ -16,8 +16,9 @@ from loguru import logger
 
 from stock_manager.services.execution.cancels import CancelProcessor
 from stock_manager.services.execution.context import Exec, ExecutionConfig, load_config
-from stock_manager.services.execution.funds import FundsView, broker_funds
+from stock_manager.services.execution.funds import FundsView
 from stock_manager.services.execution.notices import NoticeApplier
+from stock_manager.services.execution.ports import KisBroker
 from stock_manager.services.execution.reconciler import Reconciler
 from stock_manager.services.execution.submitter import Submitter
 from stock_manager.shared.broker import open_broker
@@ -28,8 +29,9 @@ from stock_manager.shared.settings import SettingsError
 
 async def body(ctx: ServiceContext, cfg: ExecutionConfig) -> None:
     broker = open_broker(ctx.settings, ctx.pool, ctx.settings.role_url("execution"), ctx.clock)
-    ex = Exec(ctx.pool, broker, ctx.clock, cfg, ctx.instance_id, Waker(), fees=ctx.settings.fees, stats=ctx.info)
-    funds = FundsView(ex.fees, broker_funds(broker.rest))
+    port = KisBroker(broker.rest, broker.limiter)
+    ex = Exec(ctx.pool, port, ctx.clock, cfg, ctx.instance_id, Waker(), fees=ctx.settings.fees, stats=ctx.info)
+    funds = FundsView(ex.fees, port.buying_power)
     notices = NoticeApplier(ex, funds)
     submitter = Submitter(ex, funds, notices)
     reconciler = Reconciler(ex, notices, submitter, funds)

@@ -52,7 +52,6 @@ from stock_manager.shared import events
 from stock_manager.shared.clock import KST, kst
 from stock_manager.shared.kis.errors import KisError
 from stock_manager.shared.kis.models import DailyCcldRow, format_odno
-from stock_manager.shared.kis.ports import Priority
 from stock_manager.shared.market_rules import Market, trade_date
 from stock_manager.shared.trade_states import (
     PRICED_ORDER_TYPES,
@@ -177,8 +176,7 @@ class Reconciler:
             stale = await self._stale(day)
             amendments = await self._open_amendments(day)
             listed_before = await self._db_now()
-            listing = [_padded(r) for r in
-                       (await ex.broker.rest.inquire_daily_ccld(day, day, ordered_since=since)).rows]
+            listing = [_padded(r) for r in await ex.broker.orders_of_day(day, ordered_since=since)]
             await self._renew()  # the list may have taken a while (many pages at 2/s on paper)
             await self._resolve_in_doubt(day, stale, listing, done)
             await self._sync_orders(day, listing, listed_before, stream_up, done)
@@ -313,7 +311,7 @@ class Reconciler:
         if not last:
             await self._renew()  # a send may take up to the order timeout: a whole lease for it
             # the slot first, so that the re-written order goes out the moment it is committed
-            await ex.broker.limiter.acquire(Priority.ORDER)
+            await ex.broker.reserve_order_slot()
         now = ex.clock.now()
         async with ex.pool.connection() as conn:
             status = order["status"]
@@ -546,7 +544,7 @@ class Reconciler:
         # describe that moment or a later one (Strategy sizes after-close sells on checks since a time)
         asked = ex.clock.now()
         try:
-            balance = await ex.broker.rest.inquire_balance()
+            balance = await ex.broker.holdings()
         except KisError as e:
             logger.warning("could not ask the broker for its holdings: {}", e)
             return None

@@ -33,7 +33,6 @@ from stock_manager.services.execution.rules import ORD_DVSN, Intent, SymbolInfo,
 from stock_manager.shared import events
 from stock_manager.shared.kis.errors import BusinessRejected, KisError, OutcomeUnknown
 from stock_manager.shared.kis.models import OrderAck, Side, format_odno
-from stock_manager.shared.kis.ports import Priority
 from stock_manager.shared.market_rules import Market, trade_date
 from stock_manager.shared.trade_states import IntentStatus, OrderEvent, OrderStatus
 
@@ -149,7 +148,7 @@ class Submitter:
     async def submit(self, intent: Intent) -> None:
         """The one way an order goes out: its rate slot, its write-ahead (committed), the send."""
         ex = self.ex
-        await ex.broker.limiter.acquire(Priority.ORDER)
+        await ex.broker.reserve_order_slot()
         written = await self._write_ahead.submit((intent, ex.clock.now()))
         if written is None:
             # another process wrote this intent's order (it took the intent over): it sends, not us
@@ -193,8 +192,8 @@ class Submitter:
         price = int(intent.limit_price) if intent.limit_price is not None else 0
         t0 = time.perf_counter()
         try:
-            ack = await ex.broker.rest.order_cash(Side(intent.side), intent.symbol, intent.qty,
-                                                  ORD_DVSN[intent.order_type], price, slot_taken=slot_taken)
+            ack = await ex.broker.place(Side(intent.side), intent.symbol, intent.qty, ORD_DVSN[intent.order_type],
+                                        price, slot_taken=slot_taken)
         except BusinessRejected as e:
             reason = f"KIS {e.msg_cd or ''} {(e.msg1 or '').strip()}".strip()
             await self._outcome(order_id, attempt, OrderEvent.REJECTED, reason, intent,
