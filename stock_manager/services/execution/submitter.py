@@ -79,6 +79,7 @@ class Submitter:
         recheck: list[tuple[Intent, SymbolInfo, str]] = []
         claimed_at = time.monotonic()
         async with ex.pool.connection() as conn:
+            await conn.execute(Q["claim_without_flush"])
             rows = await (await conn.execute(Q["claim_intents"], {"batch": room, "me": ex.owner})).fetchall()
             if not rows:
                 return 0
@@ -222,6 +223,7 @@ class Submitter:
             async with ex.pool.connection() as conn:
                 linked = [row for order_id, _, ack in items
                           if (row := await self._link_ack(conn, order_id, ack, now)) is not None]
+                await _submitted_events(conn, linked, now)
                 await self._apply_orphans(conn, linked)
         except errors.IntegrityError:
             return [False] * len(items)
@@ -232,8 +234,10 @@ class Submitter:
         ex = self.ex
         try:
             async with ex.pool.connection() as conn:
-                row = await self._link_ack(conn, order_id, ack, ex.clock.now())
+                now = ex.clock.now()
+                row = await self._link_ack(conn, order_id, ack, now)
                 if row is not None:
+                    await _submitted_events(conn, [row], now)
                     await self._apply_orphans(conn, [row])
                     ex.count("submitted")
         except errors.UniqueViolation:
@@ -264,7 +268,6 @@ class Submitter:
                                   f"{order['broker_order_no']}); the broker acked it again as {odno}",
                                   level="ERROR", symbol=order["symbol"], order_id=order_id, broker_order_no=odno)
                 return None
-        await _submitted_event(conn, row, now)
         return row
 
     async def _apply_orphans(self, conn: Conn, linked: Sequence[Mapping[str, Any]]) -> None:
@@ -310,11 +313,17 @@ class Submitter:
         ex.count({OrderEvent.REJECTED: "rejected_broker", OrderEvent.NOT_SENT: "failed"}.get(event, "in_doubt"))
 
 
-async def _submitted_event(conn: Conn, order: Mapping[str, Any], now: datetime) -> None:
-    await events.emit(conn, SERVICE, "OrderSubmitted",
-                      f"order {order['broker_order_no']}: {order['side']} {order['qty']} {order['symbol']}",
-                      symbol=order["symbol"], intent_id=order["intent_id"], market_ts=now,
-                      order_id=order["order_id"], broker_order_no=order["broker_order_no"])
+async def _submitted_events(conn: Conn, linked: Sequence[Mapping[str, Any]], now: datetime) -> None:
+    """One OrderSubmitted event per linked order, all in one statement (and a log line each)."""
+    if not linked:
+        return
+    await conn.execute(Q["submitted_events"], {
+        "market_ts": now, "order_ids": [r["order_id"] for r in linked],
+        "odnos": [r["broker_order_no"] for r in linked], "sides": [r["side"] for r in linked],
+        "qtys": [r["qty"] for r in linked], "symbols": [r["symbol"] for r in linked],
+        "intent_ids": [r["intent_id"] for r in linked]})
+    for r in linked:
+        logger.info("[OrderSubmitted] order {}: {} {} {}", r["broker_order_no"], r["side"], r["qty"], r["symbol"])
 
 
 def _info(row: dict[str, Any]) -> SymbolInfo | None:

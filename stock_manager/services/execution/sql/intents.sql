@@ -1,3 +1,9 @@
+-- name: claim_without_flush
+-- The claim's transaction commits without waiting for the WAL flush: a claim a server crash loses
+-- only returns its intents to NEW (nothing was written ahead for them yet, and an order row is
+-- UNIQUE per intent whoever writes it).  The write-ahead, which a send follows, is always flushed.
+SET LOCAL synchronous_commit = off;
+
 -- name: claim_intents
 -- One statement claims a batch (rows another Execution is claiming are skipped, never waited on)
 -- and returns, with each intent, what validating it needs: the symbol, its price, the trading state.

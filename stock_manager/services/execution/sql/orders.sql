@@ -199,3 +199,11 @@ WITH fence AS MATERIALIZED (
      WHERE %(request_status)s::text IS NOT NULL AND r.request_id = m.request_id AND r.status = 'PROCESSING'
 )
 SELECT f.held, m.* FROM fence f LEFT JOIN moved m ON true;
+
+-- name: submitted_events
+-- The OrderSubmitted events of a batch of linked acks, in one statement.
+INSERT INTO ops.events (service, level, kind, message, symbol, intent_id, market_ts, data)
+SELECT 'execution', 'INFO', 'OrderSubmitted', format('order %%s: %%s %%s %%s', v.odno, v.side, v.qty, v.symbol),
+       v.symbol, v.intent_id, %(market_ts)s, jsonb_build_object('order_id', v.order_id, 'broker_order_no', v.odno)
+  FROM unnest(%(order_ids)s::bigint[], %(odnos)s::text[], %(sides)s::text[], %(qtys)s::bigint[],
+              %(symbols)s::text[], %(intent_ids)s::uuid[]) AS v(order_id, odno, side, qty, symbol, intent_id);
