@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # its options are its own (python -m stock_manager.soak --help); main() hands them over whole
     sub.add_parser("soak", help="the whole stack under faults and SIGKILLs, then every invariant checked")
+    sub.add_parser("replay", help="a recorded day file through the whole stack on a fresh database, "
+                                  "ending with the day report (stock-manager replay --help)")
 
     calendar_cmd.add_arguments(sub.add_parser(
         "calendar", help="the trading calendar: refresh it from exchange-calendars, override a day, show it"))
@@ -114,6 +116,10 @@ def _command(argv: Sequence[str] | None) -> int:
         from stock_manager.soak import main as soak_main
 
         return soak_main(argv[1:])
+    if argv[:1] == ["replay"]:
+        from stock_manager.replay import main as replay_main
+
+        return replay_main(argv[1:])
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     try:

@@ -51,6 +51,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import time as dtime
@@ -179,13 +180,19 @@ class Soak:
     def __init__(self, admin_url: str, *, start: datetime, minutes: float, speed: float, kill_every_s: float,
                  faults: bool, workers: int, seed: int, log_dir: Path, market_seed: int | None = None,
                  restart_at: dtime | None = None, manual_at: dtime | None = None,
-                 strategy: str | None = None, strategy_version: str = "breakout-v1") -> None:
+                 strategy: str | None = None, strategy_version: str = "breakout-v1",
+                 params: dict[str, Any] | None = SOAK_PARAMS, sim_args: Sequence[str] = (),
+                 db_prefix: str = "sm_soak") -> None:
         self.server_url = admin_url
+        # the day's strategy parameters (None: the strategy's defaults, which Strategy seeds itself)
+        self.params = params
+        # more of the simulator's command line (``--replay FILE``: stock_manager/replay.py)
+        self.sim_args = list(sim_args)
         # SM_STRATEGY (a user's strategy by path or module, docs/strategies.md) and the name-version
         # the day's parameters are seeded for; unknown parameters are ignored by any strategy
         self.strategy = strategy
         self.strategy_version = strategy_version
-        self.dbname = f"sm_soak_{uuid.uuid4().hex[:8]}"
+        self.dbname = f"{db_prefix}_{uuid.uuid4().hex[:8]}"
         self.url = _with_db(admin_url, self.dbname)
         self.start = start
         self.minutes = minutes
@@ -268,6 +275,7 @@ class Soak:
             sim_argv += ["--seed", str(self.market_seed)]
         if self.restart_at is not None:
             sim_argv += ["--data-dir", str(self.data_dir.resolve())]
+        sim_argv += self.sim_args
         sim = ChildSpec("kis-sim", sim_argv, env, ready=lambda: _port_open(self.port))
         return [sim, *(ChildSpec(s, [*exe, s], {**env, "SM_INSTANCE_ID": f"soak-{s}"}) for s in SERVICES)]
 
@@ -282,9 +290,11 @@ class Soak:
                         "symbol": s["symbol"], "name": s["name"], "market": s["market"],
                         "base_price": s["base_price"], "upper_limit": hi, "lower_limit": lo,
                         "prev_high": s.get("prev_high"), "prev_low": s.get("prev_low"), "halted": s["halted"]})
+            if self.params is None:
+                return
             await conn.execute(Q["insert_params"], {"effective_date": self.start.date() - timedelta(days=1),
                                                     "strategy_version": self.strategy_version,
-                                                    "params": Jsonb(SOAK_PARAMS)})
+                                                    "params": Jsonb(self.params)})
 
     async def _symbols(self) -> list[dict[str, Any]]:
         body = (await self.http.get("/sim/symbols")).json()
