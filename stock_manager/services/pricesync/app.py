@@ -81,14 +81,16 @@ class PriceSync:
         self.cfg = cfg
         self.clock = deps.clock
         self.report = Reporter(deps.emit)
-        self.master = SymbolMaster(deps.pool, deps.clock, self.report)
+        recording = cfg.recording(deps.mode)
+        self.master = SymbolMaster(deps.pool, deps.clock, self.report,
+                                   record_as=deps.mode.value if recording else None)
         self.metrics = IngestMetrics()
         self.ingest = Ingest(
             deps.conninfo,
             deps.clock,
             rules=cfg.rules(),
             ws_health=lambda: self.feed.health(),
-            config=cfg.ingest(),
+            config=cfg.ingest(deps.mode),
             metrics=self.metrics,
         )
         self.relay = NoticeRelay(deps.pool, deps.clock, WS_NOTICE_TR[deps.env], report=self.report)

@@ -9,7 +9,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stock_manager.shared.kis.endpoints import MAX_WS_REGISTRATIONS
-from stock_manager.shared.settings import SettingsError
+from stock_manager.shared.settings import Mode, SettingsError
 
 from .freshness import FreshnessRules, Window
 from .ingest import IngestConfig
@@ -63,6 +63,10 @@ class PriceSyncConfig(BaseSettings):
 
     status_interval_s: float = Field(default=1.0, gt=0)
 
+    # recording for replays (market.books, quotes, symbol_days, designation_history); unset: on in
+    # paper and live mode, off in sim mode (the simulator's day can be made again from its seed)
+    record: bool | None = None
+
     @model_validator(mode="after")
     def _room_for_trades(self) -> PriceSyncConfig:
         if self.orderbook_slots > self.ws_registrations - 2:
@@ -90,12 +94,16 @@ class PriceSyncConfig(BaseSettings):
             failure_cooldown_s=self.failure_cooldown_s,
         )
 
-    def ingest(self) -> IngestConfig:
+    def recording(self, mode: Mode) -> bool:
+        return self.record if self.record is not None else mode is not Mode.SIM
+
+    def ingest(self, mode: Mode = Mode.SIM) -> IngestConfig:
         return IngestConfig(
             batch_window_s=self.batch_ms / 1000.0,
             max_pending=self.max_pending,
             candle_grace_market_s=self.candle_grace_market_s,
             candle_grace_wall_s=self.candle_grace_wall_s,
+            record=self.recording(mode),
         )
 
     def poll(self, rate_limit: int) -> PollConfig:

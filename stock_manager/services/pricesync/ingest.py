@@ -9,6 +9,8 @@ load), swaps the pending batch out and writes it in one transaction:
 * one multi-row upsert of the latest price per symbol into ``market.prices_best``;
 * one merge of the batch's partial one-minute bars into ``market.candles``;
 * the freshness verdicts that this batch changed (a new symbol, STALE turning FRESH);
+* when recording (``IngestConfig.record``, for replays): ``COPY`` of the batch's order books into
+  ``market.books`` and of its inquire-price answers into ``market.quotes``;
 * the VI states that changed (``market.vi_state``, each change also in ``market.vi_history``):
   HOUR_CLS_CODE ``C`` on a record or an order book means a VI auction, a record's VI_STND_PRC is
   the static VI's reference, a quote's ``vi_cls_code`` says whether (or which) VI runs.  Only a
@@ -40,6 +42,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from datetime import time as dtime
 from decimal import Decimal
 from typing import Any, Final
 
@@ -47,7 +50,7 @@ import psycopg
 from loguru import logger
 from psycopg import AsyncConnection
 
-from stock_manager.shared.clock import Clock, kst
+from stock_manager.shared.clock import KST, Clock, kst
 from stock_manager.shared.kis.models import Quote
 from stock_manager.shared.kis.ws_frames import OrderBook, Trade
 from stock_manager.shared.market_status import INDICATIVE_HOUR_CODES, ViState, vi_from_quote, vi_from_trade
@@ -63,6 +66,9 @@ PRICE_TYPES: Final = ["text", "numeric", "numeric", "numeric", "int8", "int8", "
                       "numeric", "numeric", "numeric", "numeric", "numeric", "text", "timestamptz", "timestamptz"]
 BAR_TYPES: Final = ["text", "timestamptz", "numeric", "numeric", "numeric", "numeric", "int8", "numeric", "int4",
                     "timestamptz", "timestamptz"]
+BOOK_TYPES: Final = ["timestamptz", "text", "int8[]", "int8[]", "int8[]", "int8[]", "text", "timestamptz"]
+QUOTE_TYPES: Final = ["timestamptz", "timestamptz", "text", "int8", "int8", "int8", "int8", "int8", "int8", "int8",
+                      "int8", "int8"]
 _SIDES: Final = {"1": 1, "3": 3, "5": 5}
 _PCT_LIMIT: Final = Decimal(1_000_000)
 # received_ts is stamped from the clock at most once per this many (monotonic) seconds
@@ -81,6 +87,7 @@ class IngestConfig:
     candle_grace_market_s: float = 3.0
     candle_grace_wall_s: float = 1.5
     reconnect_max_s: float = 5.0
+    record: bool = False  # keep every order book and quote for replays (market.books, market.quotes)
 
 
 @dataclass(slots=True)
@@ -98,6 +105,10 @@ class _Fresh:
 _Latest = tuple[str, Trade | Quote, datetime, float]
 # (symbol, state, reference, source, market time): one change of a symbol's VI state
 ViRow = tuple[str, ViState, int | None, str, datetime]
+# recording: (symbol, the book's market second) -> (the book, received); a market.quotes row
+_BookKey = tuple[str, dtime]
+_RecordedBooks = dict[_BookKey, tuple[OrderBook, datetime]]
+QuoteRow = tuple[datetime, datetime, str, int, None, None, None, None, int, int | None, int | None, int | None]
 
 
 def _none_if_zero(value: int) -> int | None:
@@ -136,6 +147,10 @@ class Ingest:
         self._vi: dict[str, tuple[ViState, int | None]] = {}
         self._vi_key: dict[str, tuple[str, int | None]] = {}
         self._vi_book: dict[str, str] = {}
+        self._record = self._cfg.record
+        self._book_rows: _RecordedBooks = {}
+        self._book_sec: dict[str, dtime] = {}
+        self._quote_rows: list[QuoteRow] = []
         self._first_mono: float | None = None
         self._has_data = asyncio.Event()
         self._room = asyncio.Event()
@@ -221,9 +236,23 @@ class Ingest:
                                                    self._clock.now()):
                 self._vi_key.pop(symbol, None)
                 self._mark(time.monotonic())
+        if self._record:
+            self._record_book(symbol, book)
         if not book.asks or not book.bids:
             return
         self._books[symbol] = book
+        self._mark(time.monotonic())
+
+    def _record_book(self, symbol: str, book: OrderBook) -> None:
+        """Keep at most one book per symbol per market second (BSOP_HOUR has no finer grain): the
+        last of its second while it is still pending, so a replay sees where each second ended;
+        one that arrives after its second's row was written is dropped."""
+        key = (symbol, book.time)
+        if self._book_sec.get(symbol) != book.time:
+            self._book_sec[symbol] = book.time
+        elif key not in self._book_rows:
+            return
+        self._book_rows[key] = (book, self._clock.now())
         self._mark(time.monotonic())
 
     def _cum_volume(self, symbol: str, day: date) -> int | None:
@@ -258,6 +287,9 @@ class Ingest:
         if previous is None or q.acml_vol > previous:
             self._cum[symbol] = (day, q.acml_vol)
         self._latest[symbol] = ("REST", q, received, mono)
+        if self._record:
+            self._quote_rows.append((received, received, symbol, q.price, None, None, None, None, max(q.acml_vol, 0),
+                                     _none_if_zero(q.open), _none_if_zero(q.high), _none_if_zero(q.low)))
         known = self._vi.get(symbol)
         state = vi_from_quote(q.vi_cls_code, known[0] if known else None)
         if state is not None and self._note_vi(symbol, state, known[1] if known else None, "REST", received):
@@ -418,6 +450,8 @@ class Ingest:
     async def _flush(self, conn: AsyncConnection[Any]) -> None:
         ticks, recv, latest, books, vi = self._ticks, self._recv, self._latest, self._books, self._vi_rows
         self._ticks, self._recv, self._latest, self._books, self._vi_rows = [], [], {}, {}, []
+        recorded = (self._book_rows, self._quote_rows)
+        self._book_rows, self._quote_rows = {}, []
         self._first_mono = None
         self._room.set()
         started = time.monotonic()
@@ -425,7 +459,7 @@ class Ingest:
         try:
             if self._days_needed:
                 await self._ensure_days(conn, set(self._days_needed))
-            await self._write(conn, ticks, latest, books, now, vi)
+            await self._write(conn, ticks, latest, books, now, vi, recorded)
         except (psycopg.OperationalError, psycopg.InterfaceError):
             # put the batch back in front of what arrived meanwhile and let run() reconnect
             self._ticks = ticks + self._ticks
@@ -435,6 +469,8 @@ class Ingest:
                 self._latest.setdefault(sym, item)
             for sym, book in books.items():
                 self._books.setdefault(sym, book)
+            self._book_rows = recorded[0] | self._book_rows
+            self._quote_rows = recorded[1] + self._quote_rows
             if self._first_mono is None:
                 self._first_mono = started
             raise
@@ -468,6 +504,7 @@ class Ingest:
         books: dict[str, OrderBook],
         now: datetime,
         vi: list[ViRow] | None = None,
+        recorded: tuple[_RecordedBooks, list[QuoteRow]] | None = None,
     ) -> None:
         cutoff = self._cutoff(now)
         bars, late = cdl.fold(ticks, cutoff)
@@ -492,6 +529,10 @@ class Ingest:
                 await conn.execute(Q["upsert_freshness"], fresh_rows)
             if vi:
                 await conn.execute(Q["record_vi"], _vi_params(vi))
+            if recorded is not None and recorded[0]:
+                await _copy(conn, Q["copy_books"], BOOK_TYPES, _recorded_book_rows(recorded[0]))
+            if recorded is not None and recorded[1]:
+                await _copy(conn, Q["copy_quotes"], QUOTE_TYPES, recorded[1])
 
     def _cutoff(self, now: datetime) -> datetime:
         cutoff = cdl.close_cutoff(now, self._cfg.candle_grace_market_s, self._cfg.candle_grace_wall_s,
@@ -630,6 +671,14 @@ def _book_params(books: dict[str, OrderBook]) -> dict[str, list[Any]]:
         "bid_qty": [max(books[s].bids[0].qty, 0) for s in syms],
         "ask_qty": [max(books[s].asks[0].qty, 0) for s in syms],
     }
+
+
+def _recorded_book_rows(books: _RecordedBooks) -> Iterable[tuple[Any, ...]]:
+    """``market.books`` rows: the book's time of day on the KST date it arrived."""
+    for (symbol, at), (b, received) in books.items():
+        ts = datetime.combine(kst(received).date(), at, KST)
+        yield (ts, symbol, [lv.price for lv in b.asks], [lv.qty for lv in b.asks], [lv.price for lv in b.bids],
+               [lv.qty for lv in b.bids], b.hour_cls_code, received)
 
 
 def _bar_rows(bars: list[cdl.PartialBar]) -> list[tuple[Any, ...]]:

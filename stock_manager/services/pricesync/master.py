@@ -1,5 +1,9 @@
 """Loads the symbol master into ``market.symbols`` and keeps the in-memory view of it.
 
+When recording (``SM_PRICESYNC_RECORD``), the same statement's transaction also keeps the day's
+master in ``market.symbol_days``, and each designation a quote changes in
+``market.designation_history``: what a replay of the day starts from and what changed during it.
+
 A master that cannot be had is not fatal: prices matter more than names.  PriceSync then learns
 the symbols it actually watches from ``inquire-price`` (``note_quote``) and says so in the log
 and in ``ops.events``.
@@ -55,8 +59,10 @@ async def fetch_master_files(urls: Iterable[str], *, http_timeout_s: float = 30.
 
 
 class SymbolMaster:
-    def __init__(self, pool: Pool, clock: Clock, report: Reporter) -> None:
+    def __init__(self, pool: Pool, clock: Clock, report: Reporter, *, record_as: str | None = None) -> None:
+        """``record_as``: the mode (``paper``, ``live``, ``sim``) to record the day under; None: no recording."""
         self._pool = pool
+        self._record_as = record_as
         self._clock = clock
         self._report = report
         self.known: dict[str, SymbolInfo] = {}
@@ -89,6 +95,8 @@ class SymbolMaster:
         async with self._pool.connection() as conn:
             await conn.execute(Q["upsert_symbols"], params)
             await conn.execute(Q["delist_missing"], {"symbol": params["symbol"]})
+            if self._record_as is not None:
+                await conn.execute(Q["record_symbol_days"], {**params, "source": self._record_as})
         self.complete = True
         self.most_traded = [i.symbol for i in most_traded(infos, MOST_TRADED_KEPT)]
         await self.refresh()
@@ -125,8 +133,11 @@ class SymbolMaster:
         try:
             if known is None:
                 info = from_quote(symbol, quote)
+                params = upsert_params([info], self._today())
                 async with self._pool.connection() as conn:
-                    await conn.execute(Q["upsert_symbols"], upsert_params([info], self._today()))
+                    await conn.execute(Q["upsert_symbols"], params)
+                    if self._record_as is not None:
+                        await conn.execute(Q["record_symbol_days"], {**params, "source": self._record_as})
                 self.known[symbol] = info
                 return
             status = quote_status(quote)
@@ -135,6 +146,8 @@ class SymbolMaster:
                 return
             async with self._pool.connection() as conn:
                 await conn.execute(Q["set_status"], {"symbol": symbol, **status})
+                if self._record_as is not None and known.status[1:] != info.status[1:]:
+                    await conn.execute(Q["record_designation"], {"symbol": symbol, "ts": self._clock.now(), **status})
             self.known[symbol] = info
             if known.halted != info.halted:
                 self._report.post("SymbolHalted" if info.halted else "SymbolResumed", symbol, symbol=symbol)

@@ -48,6 +48,7 @@ class SymbolInfo:
     liquidation_trading: bool = False  # 정리매매
     # the prior day's traded value (KRW), where the master gives it: paper's stand-in for the volume ranking
     prior_value: int | None = None
+    prev_volume: int | None = None  # the prior day's volume (전일거래량), where the source gives it
 
     @property
     def status(self) -> tuple[bool, str | None, str | None, bool]:
@@ -112,6 +113,7 @@ def parse_sim_symbols(body: Any) -> list[SymbolInfo]:
                 base_price=_int_or_none(base),
                 prev_high=_int_or_none(row.get("prev_high", row.get("prior_high"))),
                 prev_low=_int_or_none(row.get("prev_low", row.get("prior_low"))),
+                prev_volume=_int_or_none(row.get("prev_volume", row.get("prior_volume"))),
                 halted=_bool(row.get("halted", False)) or designation == HALTED_DESIGNATION,
                 designation=designation,
                 warn_code=warn_code_of(str(row.get("mrkt_warn_cls_code", row.get("warn_code")) or "")),
@@ -143,6 +145,7 @@ def info_from_record(record: MasterRecord) -> SymbolInfo | None:
         warn_code=warn_code_of(record.market_warning),
         liquidation_trading=record.liquidation,
         prior_value=record.prior_volume * base if record.prior_volume and base else None,
+        prev_volume=record.prior_volume or None,
     )
 
 
@@ -184,7 +187,7 @@ def quote_status(quote: Quote) -> dict[str, Any]:
 
 
 def upsert_params(infos: Iterable[SymbolInfo], trade_date: Any) -> dict[str, Any]:
-    """Column arrays for ``upsert_symbols`` (one statement for the whole master)."""
+    """Column arrays for ``upsert_symbols`` and ``record_symbol_days`` (one statement for the whole master)."""
     rows = list({i.symbol: i for i in infos}.values())
     limits = [i.limits for i in rows]
     return {
@@ -196,6 +199,7 @@ def upsert_params(infos: Iterable[SymbolInfo], trade_date: Any) -> dict[str, Any
         "lower_limit": [lo for lo, _ in limits],
         "prev_high": [i.prev_high for i in rows],
         "prev_low": [i.prev_low for i in rows],
+        "prev_volume": [i.prev_volume for i in rows],
         "halted": [i.halted for i in rows],
         "designation": [i.designation for i in rows],
         "warn_code": [i.warn_code for i in rows],

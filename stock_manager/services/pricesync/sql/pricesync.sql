@@ -243,3 +243,57 @@ ON CONFLICT (symbol) DO UPDATE
        source = EXCLUDED.source,
        ts = EXCLUDED.ts,
        updated_ts = EXCLUDED.updated_ts;
+
+-- name: copy_books
+-- Recording (SM_PRICESYNC_RECORD): the batch's order-book snapshots, appended as they came.
+COPY market.books (ts, symbol, ask_prices, ask_qtys, bid_prices, bid_qtys, hour_cls_code, received_ts)
+FROM STDIN (FORMAT BINARY);
+
+-- name: copy_quotes
+-- Recording: every inquire-price answer of the batch, with its time.
+COPY market.quotes (ts, received_ts, symbol, price, bid, ask, bid_qty, ask_qty, volume, open, high, low)
+FROM STDIN (FORMAT BINARY);
+
+-- name: record_symbol_days
+-- Recording: the day's master and base prices, one row per symbol (a symbol no master had, learnt
+-- from its quote, too); a reload the same day (a restart) writes again only what changed.
+INSERT INTO market.symbol_days AS d (trade_date, symbol, name, market, base_price, upper_limit, lower_limit,
+                                     prev_high, prev_low, prev_volume, halted, designation, warn_code,
+                                     liquidation_trading, source, recorded_ts)
+SELECT %(trade_date)s, u.symbol, u.name, u.market, u.base_price, u.upper_limit, u.lower_limit, u.prev_high,
+       u.prev_low, u.prev_volume, u.halted, u.designation, u.warn_code, u.liquidation_trading, %(source)s,
+       clock_timestamp()
+  FROM unnest(%(symbol)b::text[], %(name)b::text[], %(market)b::text[], %(base_price)b::bigint[],
+              %(upper_limit)b::bigint[], %(lower_limit)b::bigint[], %(prev_high)b::bigint[],
+              %(prev_low)b::bigint[], %(prev_volume)b::bigint[], %(halted)b::boolean[], %(designation)b::text[],
+              %(warn_code)b::text[], %(liquidation_trading)b::boolean[])
+       AS u(symbol, name, market, base_price, upper_limit, lower_limit, prev_high, prev_low, prev_volume, halted,
+            designation, warn_code, liquidation_trading)
+ON CONFLICT (trade_date, symbol) DO UPDATE
+   SET name = EXCLUDED.name,
+       market = EXCLUDED.market,
+       base_price = coalesce(EXCLUDED.base_price, d.base_price),
+       upper_limit = coalesce(EXCLUDED.upper_limit, d.upper_limit),
+       lower_limit = coalesce(EXCLUDED.lower_limit, d.lower_limit),
+       prev_high = coalesce(EXCLUDED.prev_high, d.prev_high),
+       prev_low = coalesce(EXCLUDED.prev_low, d.prev_low),
+       prev_volume = coalesce(EXCLUDED.prev_volume, d.prev_volume),
+       halted = EXCLUDED.halted,
+       designation = EXCLUDED.designation,
+       warn_code = EXCLUDED.warn_code,
+       liquidation_trading = EXCLUDED.liquidation_trading,
+       source = EXCLUDED.source,
+       recorded_ts = EXCLUDED.recorded_ts
+ WHERE (d.name, d.market, d.base_price, d.upper_limit, d.lower_limit, d.prev_high, d.prev_low, d.prev_volume,
+        d.halted, d.designation, d.warn_code, d.liquidation_trading)
+       IS DISTINCT FROM
+       (EXCLUDED.name, EXCLUDED.market, coalesce(EXCLUDED.base_price, d.base_price),
+        coalesce(EXCLUDED.upper_limit, d.upper_limit), coalesce(EXCLUDED.lower_limit, d.lower_limit),
+        coalesce(EXCLUDED.prev_high, d.prev_high), coalesce(EXCLUDED.prev_low, d.prev_low),
+        coalesce(EXCLUDED.prev_volume, d.prev_volume), EXCLUDED.halted, EXCLUDED.designation,
+        EXCLUDED.warn_code, EXCLUDED.liquidation_trading);
+
+-- name: record_designation
+-- Recording: one designation change during the day (with set_status, in its transaction).
+INSERT INTO market.designation_history (symbol, ts, designation, warn_code, liquidation_trading)
+VALUES (%(symbol)s, %(ts)s, %(designation)s, %(warn_code)s, %(liquidation_trading)s);
