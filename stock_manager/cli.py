@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.types.json import Jsonb
 
-from stock_manager import calendar_cmd, secrets_cmd
+from stock_manager import calendar_cmd, dayfile_cmd, secrets_cmd
 from stock_manager import status as status_mod
 from stock_manager.report import command as report_cmd
 from stock_manager.shared import platform
@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--master", type=Path, default=None, metavar="DIR",
                      help="kis-sim only: list the shares of the KIS master files in DIR (kospi_code.mst.zip, "
                           "kosdaq_code.mst.zip) instead of a seeded universe")
+    run.add_argument("--replay", type=Path, default=None, metavar="FILE",
+                     help="kis-sim only: play the recorded day in FILE (a day file) as the market")
+    run.add_argument("--speed", type=float, default=None, help="kis-sim only: market clock speed (clock s per wall s)")
+    run.add_argument("--start", default=None,
+                     help="kis-sim only: market clock start, ISO 8601 with offset (a replay: 08:00 of its day)")
 
     st = sub.add_parser("status", help="one screen of health from the monitor views (as sm_readonly)")
     st.add_argument("--watch", action="store_true", help="redraw every 2 s")
@@ -76,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     calendar_cmd.add_arguments(sub.add_parser(
         "calendar", help="the trading calendar: refresh it from exchange-calendars, override a day, show it"))
+
+    dayfile_cmd.add_arguments(
+        sub.add_parser("export-day", help="a recorded KST trade date as a day file (Parquet in a zip)"),
+        sub.add_parser("import-day", help="load a day file into market.* (refused if the day has rows)"))
 
     secrets_cmd.add_arguments(sub.add_parser(
         "secrets", help="store or delete a credential in the OS keyring (the value read from stdin)"))
@@ -141,6 +150,10 @@ def _command(argv: Sequence[str] | None) -> int:
             return asyncio.run(_set_state(settings, args.command, args.reason))
         if args.command == "calendar":
             return asyncio.run(calendar_cmd.run(args, settings.require_database()))
+        if args.command == "export-day":
+            return asyncio.run(dayfile_cmd.run_export(args, settings.require_database()))
+        if args.command == "import-day":
+            return asyncio.run(dayfile_cmd.run_import(args, settings.require_database()))
         if args.command == "healthcheck":
             return asyncio.run(_healthcheck(settings, args.service, args.max_age))
     except SettingsError as e:
@@ -169,16 +182,23 @@ def _where() -> str:
 
 def _run(args: argparse.Namespace) -> int:
     if args.service == "kis-sim":
+        from datetime import datetime
+
         from stock_manager.services.kis_sim.app import serve
         from stock_manager.services.kis_sim.config import SimConfig
+        from stock_manager.services.kis_sim.replay import ReplayError
 
         config = None
-        if args.seed is not None or args.master is not None:
+        if any(v is not None for v in (args.seed, args.master, args.replay, args.speed, args.start)):
             config = SimConfig(env=args.env, seed=SimConfig.seed if args.seed is None else args.seed,
-                               master_dir=args.master)
+                               master_dir=args.master, replay=args.replay, clock_speed=args.speed or 1.0,
+                               clock_start=datetime.fromisoformat(args.start) if args.start else None)
         try:
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(serve(args.host, args.port, args.env, config, data_dir=args.data_dir))
+        except ReplayError as e:  # --replay names a file that cannot be replayed
+            print(f"stock-manager kis-sim: {e}", file=sys.stderr)
+            return 2
         except FileNotFoundError as e:  # --master names a folder without master files
             print(f"stock-manager kis-sim: {e}", file=sys.stderr)
             return 2
