@@ -220,9 +220,9 @@ class ProbeIngest(Ingest):
         if not self._n & 15:
             self._probes.append(t.sell_count)
 
-    async def _write(self, conn: Any, ticks: Any, latest: Any, books: Any, now: Any) -> None:
+    async def _write(self, conn: Any, ticks: Any, latest: Any, books: Any, now: Any, *args: Any, **kw: Any) -> None:
         probes, self._probes = self._probes, []
-        await super()._write(conn, ticks, latest, books, now)
+        await super()._write(conn, ticks, latest, books, now, *args, **kw)
         done_ms = int(time.monotonic() * 1000) % 1_000_000_000
         self.end_to_end.add_many(done_ms / 1000.0, [(s if s <= done_ms else s - 1_000_000_000) / 1000.0
                                                     for s in probes])
