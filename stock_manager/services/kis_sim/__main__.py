@@ -1,21 +1,26 @@
-"""``python -m stock_manager.services.kis_sim --host H --port P --env real|paper [--data-dir DIR]``."""
+"""``python -m stock_manager.services.kis_sim --host H --port P --env real|paper [--data-dir DIR] [--replay FILE]``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, cast
 
 from .app import serve
 from .config import SimConfig
+from .replay import ReplayError
 
 DATA_DIR_HELP = (
     "keep accounts, orders, fills, tokens and the market clock here and resume them on start "
     "(a stored clock wins over --start/--speed); without it the simulator forgets everything when it stops"
 )
+
+REPLAY_HELP = ("play the recorded day in FILE (a day file, stock-manager export-day) as the market; the clock "
+               "starts at 08:00 KST of its trade date unless --start says otherwise")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path, default=None, help=DATA_DIR_HELP)
     parser.add_argument("--master", type=Path, default=None, metavar="DIR",
                         help="list the shares of the KIS master files in DIR instead of a seeded universe")
+    parser.add_argument("--replay", type=Path, default=None, metavar="FILE", help=REPLAY_HELP)
     args = parser.parse_args(argv)
     env = cast(Literal["real", "paper"], args.env)
     config = SimConfig(
@@ -40,14 +46,19 @@ def main(argv: list[str] | None = None) -> None:
         clock_start=datetime.fromisoformat(args.start) if args.start else None,
         rate_limit_per_s=args.rate_limit,
         master_dir=args.master,
+        replay=args.replay,
     )
     runner = asyncio.run
     with contextlib.suppress(ImportError):
         import uvloop
 
         runner = uvloop.run
-    with contextlib.suppress(KeyboardInterrupt):
-        runner(serve(args.host, args.port, env, config, data_dir=args.data_dir))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            runner(serve(args.host, args.port, env, config, data_dir=args.data_dir))
+    except ReplayError as e:
+        print(f"kis-sim: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from stock_manager.shared import calendar, platform
 from stock_manager.shared.clock import Clock
 
-from . import control, master_files, rest
+from . import control, master_files, replay, rest
 from .config import SimConfig
 from .http_protocol import KisHttpProtocol
 from .persist import Store
@@ -123,7 +123,11 @@ async def serve(
         cfg = replace(config, env=env) if env != config.env and env != "real" else config
     # the simulator's market and its order checks follow KRX's calendar, as the product's do; it has
     # no database, so it reads the library itself, once, for last year to next year
-    calendar.install(calendar.xkrx_calendar(*calendar.default_range(datetime.now(UTC).date())))
+    first, last = calendar.default_range(datetime.now(UTC).date())
+    if cfg.replay is not None:  # an old recorded day must be in the calendar too
+        traded = replay.trade_date_of(cfg.replay)
+        first, last = min(first, date(traded.year, 1, 1)), max(last, traded)
+    calendar.install(calendar.xkrx_calendar(first, last))
     server = uvicorn.Server(uvicorn_config(create_app(cfg, data_dir=data_dir), host, port))
     if platform.stop_on_stdin_close_wanted():  # started by `up`: its stop protocol
         platform.watch_stdin_close(lambda: setattr(server, "should_exit", True))

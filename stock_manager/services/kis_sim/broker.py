@@ -29,8 +29,10 @@ from . import messages as m
 from .accounts import Account
 from .config import SimConfig
 from .listing import NO_DESIGNATION, Designation, kospi200_members, master_designations, seeded_designations
-from .market import Interruption, SymbolState, day_date, day_number, hhmmss
+from .market import Interruption, SymbolState, day_date, day_number, expected_volume, hhmmss
 from .orders import CLOSE_PRICE_DVSN, ORDER_COND, PRICELESS, Fill, Order, OrderKind, Side
+from .replay import Recording
+from .replay import load as load_recording
 from .universe import Symbol, build_universe, read_master_dir, universe_from_master
 
 REAL_DVSN = frozenset(
@@ -80,15 +82,24 @@ class Broker:
     def __init__(self, config: SimConfig, clock: ScaledClock) -> None:
         self.config = config
         self.clock = clock
+        # a replay's market is the recorded day's (replay.py): its symbols, designations and clock
+        self.replay: Recording | None = load_recording(config.replay) if config.replay is not None else None
         records = read_master_dir(config.master_dir) if config.master_dir is not None else None
-        self.universe: dict[str, Symbol] = (
-            universe_from_master(records, config.seed, config.extra_halted) if records is not None
-            else build_universe(config.seed, config.universe_size, config.extra_halted))
-        self.kospi200 = kospi200_members(self.universe)
-        # what a reset goes back to: real master files' designations, else the seed's
-        self.first_designations = (
-            master_designations(records, self.universe) if records is not None
-            else seeded_designations(self.universe, config.seed, self.kospi200))
+        if self.replay is not None:
+            self.universe: dict[str, Symbol] = self.replay.universe
+            self.kospi200 = self.replay.kospi200
+            self.first_designations = self.replay.designations
+            if config.clock_start is None:
+                clock.set(self.replay.start_at)
+        else:
+            self.universe = (
+                universe_from_master(records, config.seed, config.extra_halted) if records is not None
+                else build_universe(config.seed, config.universe_size, config.extra_halted))
+            self.kospi200 = kospi200_members(self.universe)
+            # what a reset goes back to: real master files' designations, else the seed's
+            self.first_designations = (
+                master_designations(records, self.universe) if records is not None
+                else seeded_designations(self.universe, config.seed, self.kospi200))
         self.notices: NoticeSink = _NoNotices()
         self.fault_rng = random.Random(config.seed ^ 0x5EED)
         self.exchange_reject_rate = 0.0
@@ -118,11 +129,19 @@ class Broker:
         ts = self.now_ts() if now is None else now
         st = self.states.get(code)
         if st is None:
-            st = SymbolState(self.universe[code], self.config.seed, ts, self, kospi200=code in self.kospi200)
+            sym, k200 = self.universe[code], code in self.kospi200
+            st = (self.replay.state(sym, ts, self, kospi200=k200) if self.replay is not None
+                  else SymbolState(sym, self.config.seed, ts, self, kospi200=k200))
             st.designation = self.designation(code)
             self.states[code] = st
         st.advance(ts)
         return st
+
+    def expected_volume(self, sym: Symbol, ts: float) -> int:
+        """The volume of a symbol nothing has touched yet, for a ranking: as recorded in a replay."""
+        if self.replay is not None:
+            return self.replay.recorded_volume(sym.code, ts)
+        return expected_volume(sym, self.config.seed, ts)
 
     def designation(self, code: str) -> Designation:
         return self.designations.get(code, NO_DESIGNATION)

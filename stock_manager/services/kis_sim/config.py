@@ -76,6 +76,9 @@ class SimConfig:
     # A folder of real KIS master files (kospi_code.mst.zip, kosdaq_code.mst.zip): the universe is
     # their listed shares (universe.universe_from_master) instead of universe_size seeded ones.
     master_dir: Path | None = None
+    # A day file (shared/dayfile.py) to play as the market instead of the synthetic one (replay.py):
+    # its symbols are the universe and the clock starts at 08:00 of its trade date unless told otherwise.
+    replay: Path | None = None
 
     @property
     def effective_rate_limit(self) -> float | None:

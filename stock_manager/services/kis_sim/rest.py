@@ -28,7 +28,6 @@ from stock_manager.shared.market_rules import affordable_qty, session_on, trade_
 from . import kis_format as fmt
 from . import messages as m
 from .auth import AuthError, OAuthError
-from .market import expected_volume
 from .orders import PRICELESS, Order
 from .sim import Sim
 from .universe import Symbol
@@ -555,7 +554,7 @@ async def volume_rank(call: Call) -> Reply:
             known.advance(ts)
             volume, price, prior = known.stats.volume, known.stats.last, known.prior_volume
         else:
-            volume, price, prior = expected_volume(sym, broker.config.seed, ts), sym.prior_close, sym.prior_volume
+            volume, price, prior = broker.expected_volume(sym, ts), sym.prior_close, sym.prior_volume
         if (lo and price < lo) or (hi and price > hi) or volume < min_vol:
             continue
         scored.append((rank_key(sym, volume, price, prior), code))
