@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import zipfile
 from bisect import insort
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -105,8 +105,8 @@ class Tape:
     """One symbol's recorded day: views into the recording's arrays, times in UTC epoch seconds."""
 
     trade_ts: F64
-    trade_price: I64
-    trade_qty: I64
+    trade_price: I32
+    trade_qty: I32
     trade_side: I8
     book_ts: F64
     ask_p: I32  # (snapshots, BOOK_LEVELS), 0 where the level is empty
@@ -114,10 +114,10 @@ class Tape:
     bid_p: I32
     bid_q: I32
     quote_ts: F64
-    quote_bid: I64
-    quote_ask: I64
-    quote_bid_qty: I64
-    quote_ask_qty: I64
+    quote_bid: I32
+    quote_ask: I32
+    quote_bid_qty: I32
+    quote_ask_qty: I32
     events: tuple[Event, ...]
 
     @property
@@ -163,40 +163,52 @@ def _designation(status: str | None, warn: str | None, liquidation: bool | None)
                        bool(liquidation))
 
 
-def _grouped(t: pa.Table, codes: pa.Array) -> tuple[pa.Table, I64]:
-    """``t``'s rows of known symbols, by symbol (in ``codes`` order) then time, and each symbol's
-    first row (``offsets[i]:offsets[i + 1]``).  Arrow's sort is stable: prints of one moment keep
-    their recorded order."""
-    ids = pc.index_in(t["symbol"], value_set=codes)
-    t = t.append_column("_id", ids).filter(pc.is_valid(ids)).sort_by([("_id", "ascending"), ("ts", "ascending")])
-    offsets = np.searchsorted(t["_id"].to_numpy(), np.arange(len(codes) + 1), side="left").astype(np.int64)
-    return t, offsets
+class _Grouped:
+    """A table's rows of known symbols in symbol order (``codes``), by time within a symbol, each
+    symbol's rows at ``offsets[i]:offsets[i + 1]``; columns are taken out one at a time as arrays.
+
+    The order is numpy's stable sort of the symbol ids (a time sort first if the file's rows are not
+    in time order), so prints of one moment keep their recorded order.
+    """
+
+    def __init__(self, t: pa.Table, codes: pa.Array) -> None:
+        self.t = t
+        ids = np.asarray(pc.fill_null(pc.index_in(t["symbol"], value_set=codes), -1).to_numpy(), dtype=np.int32)
+        ts = self.column("ts", np.int64, ordered=False) if t.num_rows else np.zeros(0, np.int64)
+        by_time = np.argsort(ts, kind="stable") if len(ts) > 1 and bool(np.any(np.diff(ts) < 0)) else None
+        if by_time is not None:
+            ids = ids[by_time]
+        order = np.argsort(ids, kind="stable")
+        order = order[ids[order] >= 0]
+        self.order = by_time[order] if by_time is not None else order
+        self.offsets = np.searchsorted(ids[order], np.arange(len(codes) + 1), side="left").astype(np.int64)
+
+    def column(self, name: str, dtype: type[np.generic], *, ordered: bool = True) -> Any:
+        col = self.t[name]
+        if pa.types.is_timestamp(col.type):
+            col = pc.cast(col, pa.int64())
+        values = np.asarray(pc.fill_null(col, 0).to_numpy(), dtype=dtype)
+        return values[self.order] if ordered else values
+
+    def seconds(self) -> F64:
+        return np.asarray(self.column("ts", np.int64), dtype=np.float64) / 1e6
+
+    def levels(self, name: str) -> I32:
+        """A list column as a (rows, BOOK_LEVELS) matrix, best level first, 0 where a level is missing."""
+        n = self.t.num_rows
+        out = np.zeros((n, BOOK_LEVELS), dtype=np.int32)
+        if n:
+            arr = self.t[name].combine_chunks()
+            lengths = np.asarray(pc.fill_null(pc.list_value_length(arr), 0).to_numpy(), dtype=np.int64)
+            values = np.asarray(pc.fill_null(pc.list_flatten(arr), 0).to_numpy(), dtype=np.int32)
+            rows = np.repeat(np.arange(n), lengths)
+            cols = np.arange(len(values)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            keep = cols < BOOK_LEVELS
+            out[rows[keep], cols[keep]] = values[keep]
+        return out[self.order]
 
 
-def _seconds(col: pa.ChunkedArray) -> F64:
-    return np.asarray(pc.cast(col, pa.int64()).to_numpy(), dtype=np.float64) / 1e6
-
-
-def _ints(col: pa.ChunkedArray, dtype: type[np.signedinteger[Any]] = np.int64) -> Any:
-    return np.asarray(pc.fill_null(col, 0).to_numpy(), dtype=dtype)
-
-
-def _levels(col: pa.ChunkedArray, n: int) -> I32:
-    """A list column as an (n, BOOK_LEVELS) matrix, best level first, 0 where a level is missing."""
-    out = np.zeros((n, BOOK_LEVELS), dtype=np.int32)
-    if n == 0:
-        return out
-    arr = col.combine_chunks()
-    lengths = np.asarray(pc.fill_null(pc.list_value_length(arr), 0).to_numpy(), dtype=np.int64)
-    values = np.asarray(pc.fill_null(pc.list_flatten(arr), 0).to_numpy(), dtype=np.int64)
-    rows = np.repeat(np.arange(n), lengths)
-    cols = np.arange(len(values)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    keep = cols < BOOK_LEVELS
-    out[rows[keep], cols[keep]] = values[keep]
-    return out
-
-
-def _derived_prints(ts: F64, price: I64, bid: I64, ask: I64, volume: I64) -> tuple[F64, I64, I64, I8]:
+def _derived_prints(ts: F64, price: I32, bid: I32, ask: I32, volume: I64) -> tuple[F64, I32, I32, I8]:
     """Prints of a symbol that was only polled (REST quotes): each rise of the day's volume between
     two quotes trades at the later quote's price, buy-initiated at or above the earlier ask, sell-
     initiated at or below the earlier bid, else by the direction of the price."""
@@ -205,14 +217,19 @@ def _derived_prints(ts: F64, price: I64, bid: I64, ask: I64, volume: I64) -> tup
     up = np.where(prev_ask > 0, price >= prev_ask, False) | ((price > prev_bid) & (price >= prev_price))
     side = np.where(up, BUY_SIDE, SELL_SIDE).astype(np.int8)
     keep = (dv > 0) & (price > 0)
-    return ts[keep], price[keep], dv[keep], side[keep]
+    return ts[keep], price[keep], dv[keep].astype(np.int32), side[keep]
 
 
 class Recording:
-    """A loaded day file: the universe of its ``symbols`` table and every symbol's ``Tape``."""
+    """A loaded day file: the universe of its ``symbols`` table and every symbol's ``Tape``.
 
-    def __init__(self, path: Path, day: dayfile.Day) -> None:
+    Read a table at a time (``read``) and each dropped once its arrays are out, so the peak is one
+    table's Arrow form beside the arrays; prices and quantities are kept as 4-byte integers.
+    """
+
+    def __init__(self, path: Path, read: Callable[[str], dayfile.Day]) -> None:
         self.path = path
+        day = read("symbols")
         self.trade_date: date = day.trade_date
         self.day_no = day_number(datetime.combine(day.trade_date, time(12), KST).timestamp())
         self.seed = int(day.trade_date.strftime("%Y%m%d"))
@@ -227,57 +244,57 @@ class Recording:
         self.codes = list(self.universe)
         self.index = {code: i for i, code in enumerate(self.codes)}
         codes = pa.array(self.codes, pa.string())
-        self._load_trades(day, codes)
-        self._load_books(day, codes)
+        self._load_quotes(_Grouped(read("quotes")["quotes"], codes))
+        self._load_trades(_Grouped(read("trades")["trades"], codes))
+        self._load_books(_Grouped(read("books")["books"], codes))
         events: dict[str, list[Event]] = {}
-        for e in day["events"].sort_by([("ts", "ascending")]).to_pylist():
+        for e in read("events")["events"].sort_by([("ts", "ascending")]).to_pylist():
             events.setdefault(e["symbol"], []).append(
                 Event(e["ts"].timestamp(), e["kind"], e["state"], e["reference"], e["warn_code"],
                       e["liquidation_trading"]))
         self.events = {code: tuple(evs) for code, evs in events.items()}
+        pa.default_memory_pool().release_unused()
 
-    def _load_trades(self, day: dayfile.Day, codes: pa.Array) -> None:
-        trades, t_off = _grouped(day["trades"].select(["ts", "symbol", "price", "qty", "side"]), codes)
-        quotes, q_off = _grouped(day["quotes"].select(
-            ["ts", "symbol", "price", "bid", "ask", "bid_qty", "ask_qty", "volume"]), codes)
-        t_ts, t_price, t_qty = _seconds(trades["ts"]), _ints(trades["price"]), _ints(trades["qty"])
-        t_side = _ints(trades["side"], np.int8)
-        del trades
-        self.quote_ts = _seconds(quotes["ts"])
-        self.quote_bid, self.quote_ask = _ints(quotes["bid"]), _ints(quotes["ask"])
-        self.quote_bid_qty, self.quote_ask_qty = _ints(quotes["bid_qty"]), _ints(quotes["ask_qty"])
-        q_price, q_volume = _ints(quotes["price"]), _ints(quotes["volume"])
-        del quotes
-        self.q_off = q_off
-        # symbols that were only polled get prints derived from their quotes
-        parts: list[tuple[F64, I64, I64, I8]] = []
-        offsets = [0]
-        for i in range(len(self.codes)):
-            a, b = int(t_off[i]), int(t_off[i + 1])
-            qa, qb = int(q_off[i]), int(q_off[i + 1])
-            if a == b and qa < qb:
-                part = _derived_prints(self.quote_ts[qa:qb], q_price[qa:qb], self.quote_bid[qa:qb],
-                                       self.quote_ask[qa:qb], q_volume[qa:qb])
-            else:
-                part = (t_ts[a:b], t_price[a:b], t_qty[a:b], t_side[a:b])
-            parts.append(part)
-            offsets.append(offsets[-1] + len(part[0]))
-        if any(int(t_off[i]) == int(t_off[i + 1]) for i in range(len(self.codes))):
-            self.trade_ts = np.concatenate([p[0] for p in parts]) if parts else t_ts
-            self.trade_price = np.concatenate([p[1] for p in parts]) if parts else t_price
-            self.trade_qty = np.concatenate([p[2] for p in parts]) if parts else t_qty
-            self.trade_side = np.concatenate([p[3] for p in parts]) if parts else t_side
-        else:
+    def _load_quotes(self, g: _Grouped) -> None:
+        self.q_off = g.offsets
+        self.quote_ts = g.seconds()
+        self.quote_bid, self.quote_ask = g.column("bid", np.int32), g.column("ask", np.int32)
+        self.quote_bid_qty, self.quote_ask_qty = g.column("bid_qty", np.int32), g.column("ask_qty", np.int32)
+        self._quote_price, self._quote_volume = g.column("price", np.int32), g.column("volume", np.int64)
+
+    def _load_trades(self, g: _Grouped) -> None:
+        t_off = g.offsets
+        t_ts, t_price, t_qty, t_side = (g.seconds(), g.column("price", np.int32), g.column("qty", np.int32),
+                                        g.column("side", np.int8))
+        del g
+        q_off = self.q_off
+        polled = [i for i in range(len(self.codes)) if t_off[i] == t_off[i + 1] and q_off[i] < q_off[i + 1]]
+        if not polled:
             self.trade_ts, self.trade_price, self.trade_qty, self.trade_side = t_ts, t_price, t_qty, t_side
-        self.t_off = np.asarray(offsets, dtype=np.int64)
+            self.t_off = t_off
+        else:  # symbols that were only polled get prints derived from their quotes
+            parts: list[tuple[F64, I32, I32, I8]] = []
+            derived = set(polled)
+            for i in range(len(self.codes)):
+                if i in derived:
+                    q = slice(int(q_off[i]), int(q_off[i + 1]))
+                    parts.append(_derived_prints(self.quote_ts[q], self._quote_price[q], self.quote_bid[q],
+                                                 self.quote_ask[q], self._quote_volume[q]))
+                else:
+                    t = slice(int(t_off[i]), int(t_off[i + 1]))
+                    parts.append((t_ts[t], t_price[t], t_qty[t], t_side[t]))
+            self.t_off = np.concatenate(([0], np.cumsum([len(p[0]) for p in parts]))).astype(np.int64)
+            self.trade_ts = np.concatenate([p[0] for p in parts])
+            self.trade_price = np.concatenate([p[1] for p in parts])
+            self.trade_qty = np.concatenate([p[2] for p in parts])
+            self.trade_side = np.concatenate([p[3] for p in parts])
+        del self._quote_price, self._quote_volume
 
-    def _load_books(self, day: dayfile.Day, codes: pa.Array) -> None:
-        books, self.b_off = _grouped(day["books"].select(["ts", "symbol", "ask_prices", "ask_qtys", "bid_prices",
-                                                          "bid_qtys"]), codes)
-        n = books.num_rows
-        self.book_ts = _seconds(books["ts"])
-        self.ask_p, self.ask_q = _levels(books["ask_prices"], n), _levels(books["ask_qtys"], n)
-        self.bid_p, self.bid_q = _levels(books["bid_prices"], n), _levels(books["bid_qtys"], n)
+    def _load_books(self, g: _Grouped) -> None:
+        self.b_off = g.offsets
+        self.book_ts = g.seconds()
+        self.ask_p, self.ask_q = g.levels("ask_prices"), g.levels("ask_qtys")
+        self.bid_p, self.bid_q = g.levels("bid_prices"), g.levels("bid_qtys")
 
     def tape(self, code: str) -> Tape:
         i = self.index[code]
@@ -303,15 +320,18 @@ class Recording:
 
 def load(path: Path) -> Recording:
     """The day file at ``path``, checked against the installed calendar; ReplayError if it cannot replay."""
-    try:
-        day = dayfile.read_day(path)
-    except dayfile.DayFileError as e:
-        raise ReplayError(f"--replay {e}") from None
-    except (OSError, zipfile.BadZipFile, pa.ArrowException) as e:
-        raise ReplayError(f"--replay {path}: not a readable day file ({' '.join(str(e).split())})") from None
-    if session_on(day.trade_date) is None:
-        raise ReplayError(f"--replay {path}: {day.trade_date} is not a trading day in the simulator's calendar")
-    rec = Recording(path, day)
+    def read(table: str) -> dayfile.Day:
+        try:
+            day = dayfile.read_day(path, (table,))
+        except dayfile.DayFileError as e:
+            raise ReplayError(f"--replay {e}") from None
+        except (OSError, zipfile.BadZipFile, pa.ArrowException) as e:
+            raise ReplayError(f"--replay {path}: not a readable day file ({' '.join(str(e).split())})") from None
+        if session_on(day.trade_date) is None:
+            raise ReplayError(f"--replay {path}: {day.trade_date} is not a trading day in the simulator's calendar")
+        return day
+
+    rec = Recording(path, read)
     if not rec.universe:
         raise ReplayError(f"--replay {path}: the symbols table lists no symbol with a base price")
     return rec
