@@ -60,6 +60,18 @@ from stock_manager.shared.market_rules import (
     vi_trips,
 )
 
+from .factors import (
+    FACTOR_DAILY_VOL,
+    Dynamics,
+    activity,
+    activity_share,
+    day_regimes,
+    impact,
+    level_gap,
+    market_factor,
+    spread_ticks,
+    symbol_beta,
+)
 from .listing import NO_DESIGNATION
 from .orders import Order
 from .universe import TIER_LEVEL_VALUE, TIER_PRINT_RATE, TIER_PRINT_VALUE, TIER_REFILL_S, Symbol
@@ -72,6 +84,8 @@ BOOK_LEVELS = 10
 # A symbol nobody watches and nobody has orders in catches up with fewer, coarser prints.
 MAX_PRINTS_PER_CHUNK = 12
 MAX_COLD_PRINTS_PER_CHUNK = 4
+# How many ticks from the quote a side is searched for levels with shares (gaps, levels users took).
+BOOK_SCAN = 3 * 10
 SESSION_S = 23_400.0
 # The walk's daily volatility of log price is capped at the liquid tier's widest.  With the thin
 # tiers' own (up to 7.7 %) a day tripped about 160 static VIs across 2,500 names; capped, about ten,
@@ -180,7 +194,8 @@ def expected_volume(sym: Symbol, seed: int, ts: float) -> int:
     off = ts - day_start(nd)
     if off < dt.open:
         return 0
-    session = min(off, dt.close_auction) - dt.open
+    # the continuous session's prints follow the intraday U-shape (factors.activity)
+    session = (dt.close_auction - dt.open) * activity_share(off, dt.open, dt.close_auction)
     per_s = TIER_PRINT_RATE[sym.tier] * TIER_PRINT_VALUE[sym.tier] * daily_interest(seed, sym.code, nd)
     volume = per_s * session / sym.prior_close + sym.prior_volume * 0.02
     if off >= dt.close:
@@ -513,6 +528,32 @@ class SymbolState:
         # 시간외 단일가: the orders waiting for the next uncross and each uncross's crowd (centre, depth)
         self.ah_book: list[Order] = []
         self.ah_crowds: list[tuple[float, float]] = []
+        self.model = self._day_model()
+
+    def _day_model(self) -> Dynamics:
+        """The day's factor loading, regimes and impact state (factors.py).  The walk's variance is
+        split so that the factor's share plus the symbol's own add up to what the walk had alone."""
+        dt, sym = self.times, self.sym
+        beta = symbol_beta(self.seed, sym.code, sym.tier)
+        total = min(sym.daily_vol, WALK_MAX_DAILY_VOL)
+        own = math.sqrt(max(total**2 - (beta * FACTOR_DAILY_VOL) ** 2, 0.25 * total**2))
+        return Dynamics(
+            beta=beta,
+            sigma_s=own / math.sqrt(SESSION_S),
+            factor=market_factor(self.seed, self.day_no, dt.open_auction, dt.open, dt.close_auction),
+            regimes=day_regimes(self.seed, sym.code, self.day_no, dt.open, dt.close_auction),
+            open_s=dt.open,
+            end_s=dt.close_auction,
+            day_start=day_start(self.day_no),
+            refill_s=TIER_REFILL_S[sym.tier],
+            t=self.t - day_start(self.day_no),
+        )
+
+    def daily_value(self) -> float:
+        """The value the crowd trades in the day's continuous session (KRW): the impact's scale."""
+        dt = self.times
+        return TIER_PRINT_RATE[self.sym.tier] * TIER_PRINT_VALUE[self.sym.tier] * self.interest * (
+            dt.close_auction - dt.open)
 
     # ------------------------------------------------------------------ time
 
@@ -589,6 +630,7 @@ class SymbolState:
             nxt = next(b for b in self._bounds if start + b > self.t)
             seg_end = min(end, start + nxt)
             dt = self.times
+            self.model.t = off  # the walk's clock, moved per print within the segment
             if self.trading_day and not self.sym.halted:
                 if dt.open <= off < dt.close_auction and self.vi is not None:
                     self._walk(seg_end - self.t)
@@ -685,25 +727,75 @@ class SymbolState:
     def _walk(self, dt: float) -> None:
         if dt <= 0:
             return
-        pull = -0.02 * (self.x - self._log_base) * dt / SESSION_S
-        self.x += pull + self.sigma_s * math.sqrt(dt) * self.rng.gauss(0.0, 1.0)
+        self.x = self.model.step(self.x, dt, self.rng.gauss(0.0, 1.0), self._anchor(), self._log_base)
         self._clamp()
+
+    def _anchor(self) -> float:
+        """What a reverting regime pulls toward: the day's VWAP so far, else the open, else the base."""
+        st = self.stats
+        if st.volume:
+            return math.log(st.value / st.volume)
+        return math.log(st.open) if st.open else self._log_base
+
+    def _impact(self, side: int, value: float) -> None:
+        """Our order took ``value`` KRW of liquidity (side 0 bought): the fair value moves with it."""
+        move = impact(value, self.daily_value(), min(self.sym.daily_vol, WALK_MAX_DAILY_VOL))
+        if move:
+            self.x += self.model.push(move if side == 0 else -move)
+            self._clamp()
+            self.book_dirty = True
 
     def fair(self) -> int:
         """The fair value on the tick grid: the indicative auction price."""
         p = round_to_tick(round(math.exp(self.x)), self.sym.market)
         return min(max(p, self.lower), self.upper)
 
-    def best(self) -> tuple[int | None, int | None]:
-        """(best ask, best bid) of the external book; None when that side is empty (at a limit)."""
+    def _quote(self) -> tuple[int | None, int | None]:
+        """Where the crowd's asks and bids start (before what users took): around the fair value, a
+        spread of ``spread_ticks`` apart; None when the fair value is at that side's limit."""
         m = math.exp(self.x)
-        ask = round_to_tick(int(m) + 1, self.sym.market, up=True)
+        market = self.sym.market
+        ask = round_to_tick(int(m) + 1, market, up=True)
         if ask > self.upper:
             return None, self.upper
-        bid = ask - tick_size(ask - 1, self.sym.market)
+        bid = ask - tick_size(ask - 1, market)
         if bid < self.lower:
             return self.lower, None
+        wide = spread_ticks(self.seed, self.sym.code, self.day_no, self.sym.tier, self.model.t, self.times.open) - 1
+        if wide:
+            up = wide // 2 + (wide % 2 if bid % 2 else 0)
+            ask = min(ticks_away(ask, up, market), self.upper) if up else ask
+            bid = max(ticks_away(bid, -(wide - up), market), self.lower) if wide > up else bid
         return ask, bid
+
+    def best(self) -> tuple[int | None, int | None]:
+        """(best ask, best bid) of the external book: each side's first level with shares (levels past
+        the quote may be gaps, and users take levels out); None when that side shows nothing."""
+        ask, bid = self._quote()
+        return self._first(0, ask), self._first(1, bid)
+
+    def _first(self, side: int, start: int | None) -> int | None:
+        if start is None or self.sym.halted:
+            return None
+        for price, _ in self._scan(side, start, 1):
+            return price
+        return None
+
+    def _scan(self, side: int, start: int, n: int) -> list[tuple[int, int]]:
+        """The first ``n`` levels with shares from ``start`` outward, within ``BOOK_SCAN`` ticks."""
+        out: list[tuple[int, int]] = []
+        p = start
+        step = 1 if side == 0 else -1
+        for i in range(BOOK_SCAN):
+            if p > self.upper or p < self.lower or p <= 0:
+                break
+            q = self._avail(side, p, i)
+            if q > 0:
+                out.append((p, q))
+                if len(out) >= n:
+                    break
+            p = ticks_away(p, step, self.sym.market)
+        return out
 
     def _base_depth(self, price: int) -> float:
         return max(1.0, TIER_LEVEL_VALUE[self.sym.tier] / price)
@@ -711,6 +803,8 @@ class SymbolState:
     def _depth(self, side: int, price: int, level: int) -> int:
         """Shares shown at ``price`` (side 0 asks, 1 bids) before user consumption."""
         minute = int((self.t - day_start(self.day_no)) // 60)
+        if level and level_gap(self.sym.tier, side, price, minute, self.day_no):
+            return 0
         h = (price * 2654435761 + side * 97 + minute * 40503 + self.day_no) & 0xFFFF
         factor = 0.4 + 1.2 * h / 65536.0
         if level == 0:
@@ -741,19 +835,13 @@ class SymbolState:
                     book[price] = left
 
     def levels(self, side: int, n: int = BOOK_LEVELS) -> list[tuple[int, int]]:
-        """Up to ``n`` (price, qty) levels of the visible book, best first."""
-        ask, bid = self.best()
+        """Up to ``n`` (price, qty) levels of the visible book, best first; only levels with shares
+        (as KRX shows a book: the ten best prices that have orders), so the first is ``best()``'s."""
+        ask, bid = self._quote()
         start = ask if side == 0 else bid
-        out: list[tuple[int, int]] = []
         if start is None or self.sym.halted:
-            return out
-        p = start
-        for i in range(n):
-            if p > self.upper or p < self.lower or p <= 0:
-                break
-            out.append((p, self._avail(side, p, i)))
-            p = ticks_away(p, 1 if side == 0 else -1, self.sym.market)
-        return out
+            return []
+        return self._scan(side, start, n)
 
     # ------------------------------------------------------------------ prints
 
@@ -805,7 +893,8 @@ class SymbolState:
         while t < t1:
             m_end = min(t1, start + (int((t - start) // 60) + 1) * 60)
             dt = m_end - t
-            n = _poisson(rng, self.rate * self.interest * dt)
+            busyness = activity((t + m_end) / 2 - start, self.times.open, self.times.close_auction)
+            n = _poisson(rng, self.rate * self.interest * busyness * dt)
             busy = self.print_hook is not None or bool(self.bids or self.asks or self.takers)
             cap = MAX_PRINTS_PER_CHUNK if busy else MAX_COLD_PRINTS_PER_CHUNK
             scale = 1.0
@@ -818,7 +907,8 @@ class SymbolState:
                 value = print_value * rng.expovariate(1.0) * scale
                 if busy:
                     self._refill(ti)
-                self._external_print(BUY_SIDE if rng.random() < 0.5 else SELL_SIDE, value, ti)
+                lean = self.model.buy_share(ti - start, self.x, self._anchor())
+                self._external_print(BUY_SIDE if rng.random() < lean else SELL_SIDE, value, ti)
                 if busy:
                     self._match(ti)
                 if self.vi is not None:
@@ -925,22 +1015,32 @@ class SymbolState:
         return total
 
     def _take(self, o: Order, ts: float) -> None:
-        """Take liquidity at the book's prices, up to the order's limit unless it is a market order."""
+        """Take liquidity at the book's prices, up to the order's limit unless it is a market order;
+        what was taken moves the fair value (``_impact``)."""
         side = 0 if o.side == "BUY" else 1
+        taken = self._sweep(o, side, ts)
+        if taken:
+            self._impact(side, taken)
+
+    def _sweep(self, o: Order, side: int, ts: float) -> int:
+        """The levels ``_take`` fills ``o`` from; the value (KRW) taken."""
         print_side = BUY_SIDE if side == 0 else SELL_SIDE
         last = self.stats.last  # a sweep's dynamic VI is measured from the trade before the order
+        taken = 0
         for price, qty in self.levels(side):
             if o.remaining <= 0 or o.dead or self.vi is not None:
-                return
+                break
             if not o.aggressive and ((side == 0 and price > o.limit) or (side == 1 and price < o.limit)):
-                return
+                break
             q = min(qty, o.remaining)
             if q <= 0:
                 continue
             if self._interrupts(price, ts, last):
-                return
+                break
             self._consume(side, price, q)
             self._fill(o, q, price, ts, print_side)
+            taken += q * price
+        return taken
 
     def _match(self, ts: float) -> None:
         """Fill what the market now reaches: waiting market orders, then crossed limit orders."""
