@@ -32,9 +32,8 @@ import httpx
 import psutil
 
 from bench.common import bench_dir, table
-from stock_manager.replay import Replayed, render, replay_soak, run_replay
+from stock_manager.replay import Replayed, ReplaySoak, render, replay_soak, run_replay
 from stock_manager.shared.clock import kst
-from stock_manager.soak import Soak
 from tests.support.pg import find_server
 
 SESSION = ("09:00:00", "15:30:00")
@@ -49,7 +48,7 @@ BENCH_SEED = 1
 class Sampler:
     """Once a second: the simulator's clock against the wall, and every stack process's RSS."""
 
-    soak: Soak
+    soak: ReplaySoak
     clock: list[tuple[float, datetime]] = field(default_factory=list)
     peak_total_mb: float = 0.0
     peak_by_name: dict[str, float] = field(default_factory=dict)
@@ -100,7 +99,7 @@ def day_file(symbols: int, streamed: int) -> Path:
     return path
 
 
-async def _replay(soak: Soak, out: Path) -> tuple[Replayed, Sampler]:
+async def _replay(soak: ReplaySoak, out: Path) -> tuple[Replayed, Sampler]:
     sampler = Sampler(soak)
     thread = threading.Thread(target=sampler.run, daemon=True)
     thread.start()

@@ -61,20 +61,30 @@ def trade_date_of(path: Path) -> date:
     return date.fromisoformat(str(read_meta(path)["trade_date"]))
 
 
+class ReplaySoak(Soak):
+    """The soak's whole day, remembering the last market time it saw (the simulator stops with the stack)."""
+
+    last_seen: datetime | None = None
+
+    async def _sim_now(self) -> datetime:
+        self.last_seen = now = await super()._sim_now()
+        return now
+
+
 def replay_soak(path: Path, admin_url: str, *, speed: float, log_dir: Path, workers: int = 3,
                 strategy: str | None = None, strategy_version: str = "breakout-v1",
-                params: dict[str, Any] | None = None) -> Soak:
+                params: dict[str, Any] | None = None) -> ReplaySoak:
     """The whole recorded day, 09:00 to flat after the close, on a simulator replaying ``path``."""
     day = trade_date_of(path)
     hh, mm = (int(x) for x in DAY_START.split(":"))
     start = datetime.combine(day, datetime.min.time().replace(hour=hh, minute=mm), KST)
     minutes = (datetime.combine(day, DAY_END, KST) - start).total_seconds() / 60
-    return Soak(admin_url, start=start, minutes=minutes, speed=speed, kill_every_s=0, faults=False,
+    return ReplaySoak(admin_url, start=start, minutes=minutes, speed=speed, kill_every_s=0, faults=False,
                 workers=workers, seed=1, log_dir=log_dir, strategy=strategy, strategy_version=strategy_version,
                 params=params, sim_args=["--replay", str(path.resolve())], db_prefix="sm_replay")
 
 
-async def run_replay(soak: Soak, out: Path, *, keep: bool = False) -> Replayed:
+async def run_replay(soak: ReplaySoak, out: Path, *, keep: bool = False) -> Replayed:
     """Run the day, then read its trips and lags and write its report, then drop the database."""
     from stock_manager.report.build import read, write_report  # matplotlib, for this command only
 
@@ -82,8 +92,9 @@ async def run_replay(soak: Soak, out: Path, *, keep: bool = False) -> Replayed:
     try:
         result = await soak.run()
         wall_s = time.monotonic() - t0
+        last = soak.last_seen or soak.end
         done = Replayed(result=result, trade_date=soak.start.date(), wall_s=wall_s,
-                        market_s=await _market_seconds(soak))
+                        market_s=max(0.0, (last - soak.start).total_seconds()))
         async with await connect(soak.url) as conn:
             day = await read(conn, done.trade_date, SystemClock())
             done.lag = {name: await (await conn.execute(Q[name])).fetchall()
@@ -99,17 +110,6 @@ async def run_replay(soak: Soak, out: Path, *, keep: bool = False) -> Replayed:
         if not keep:
             await soak.drop_db()
 
-
-async def _market_seconds(soak: Soak) -> float:
-    """Market time the replay covered: from its start to where the simulator's clock stands now."""
-    import httpx
-
-    try:
-        async with httpx.AsyncClient(base_url=soak.sim_url, timeout=2) as http:
-            now = datetime.fromisoformat((await http.get("/sim/clock")).json()["now"])
-    except (httpx.HTTPError, KeyError, ValueError):
-        now = soak.end  # the simulator has stopped: the session ran to its end
-    return max(0.0, (now - soak.start).total_seconds())
 
 
 def same_trips(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> tuple[int, int]:
