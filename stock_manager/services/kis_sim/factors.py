@@ -144,11 +144,12 @@ REGIME_ODDS: tuple[tuple[RegimeKind, float], ...] = (("momentum", 0.35), ("rever
 MAX_REGIMES = 3
 # momentum: the drift is PHI times the recent move (an EMA over TAU seconds); the noise is scaled by
 # (1 - PHI) ** MOMENTUM_NOISE_POWER: at a power of 1 the day's variance would stay what it was and
-# the trend would drown in the factor's moves; at 0.75 a momentum day is 1.2-1.5 times as volatile
-# (a trend day), which the VI count allows
+# the trend would drown in the factor's moves; at 0.8 a momentum day is 1.2-1.4 times as volatile
+# (a trend day) and the day's VI count stays the walk's (17 against 18, docs/replay.md; at 0.75 it was
+# 23, at 0.85 9: static VIs are the walk's tails)
 MOMENTUM_PHI = (0.55, 0.8)
 MOMENTUM_TAU_S = (300.0, 900.0)
-MOMENTUM_NOISE_POWER = 0.75
+MOMENTUM_NOISE_POWER = 0.8
 # reversion: the pull's half-life toward the day's VWAP
 REVERSION_HALF_LIFE_S = (300.0, 1200.0)
 # how far prints lean: the buy share moves up to this much from a half
