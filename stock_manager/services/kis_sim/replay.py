@@ -660,6 +660,9 @@ class ReplayState(SymbolState):
                     left -= q
                     self._fill(o, q, o.limit, ts, SELL_SIDE if buying else BUY_SIDE)
 
+    def _impact(self, side: int, value: float) -> None:
+        """No price impact of our own orders in a replay: the prices are the recording's."""
+
     def _fill(self, o: Order, qty: int, price: int, ts: float, side: PrintSide) -> None:
         """Our fills do not print: the tape is the recording's (no price impact)."""
         self.book_dirty = True
