@@ -120,6 +120,22 @@ def same_trips(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> tuple[int, i
     return len(ka & kb), len(ka | kb)
 
 
+def agreement(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> dict[str, Any]:
+    """How alike two replays' round trips are, from loose to strict: the symbols traded, the entries
+    (symbol and entry minute), the whole trips (``same_trips``), and the realized PnL of each."""
+    def jaccard(x: set[Any], y: set[Any]) -> str:
+        return f"{len(x & y)} of {len(x | y)}"
+    both, either = same_trips(a, b)
+    return {
+        "trips": f"{len(a)} and {len(b)}",
+        "symbols traded in both": jaccard({t["symbol"] for t in a}, {t["symbol"] for t in b}),
+        "entries in both (symbol, minute)": jaccard({(t["symbol"], t["entry_ts"][:16]) for t in a},
+                                                    {(t["symbol"], t["entry_ts"][:16]) for t in b}),
+        "whole trips in both": f"{both} of {either}",
+        "realized": f"{sum(float(t['pnl']) for t in a):,.0f} and {sum(float(t['pnl']) for t in b):,.0f} KRW",
+    }
+
+
 def render(done: Replayed) -> str:
     lines = [done.result.render(), "", f"replayed {done.trade_date}: {done.market_s / 60:.0f} market minutes in "
              f"{done.wall_s:.0f} s wall, {done.speed:.1f}x"]
